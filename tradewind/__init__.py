@@ -1,0 +1,1 @@
+"""Tradewind: the Django project and platform core. Importing this package imports nothing else."""

@@ -1,0 +1,1 @@
+"""Task execution: executors, the task runner and its sandbox, the Airflow compatibility layer."""
