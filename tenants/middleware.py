@@ -1,0 +1,56 @@
+"""Turns the `/t/<slug>/` URL prefix into `request.tenant` and `request.membership`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+
+from tenants.models import Membership
+
+TENANT_PREFIX = re.compile(r"^/t/(?P<slug>[^/]+)/")
+
+
+class TenantMiddleware:
+    """Binds the tenant of `/t/<slug>/...` requests, or refuses them.
+
+    Anonymous users are sent to log in (the API answers 401); a tenant that does not exist and a tenant
+    the user is not a member of both answer 404, so existence does not leak; a suspended tenant answers
+    403 with a clear message. Requests outside `/t/` get `request.tenant = None`.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.tenant = None
+        request.membership = None
+        match = TENANT_PREFIX.match(request.path_info)
+        if match is None:
+            return self.get_response(request)
+        is_api = "/api/" in request.path_info
+        if not request.user.is_authenticated:
+            if is_api:
+                return JsonResponse({"detail": "Authentication credentials were not provided."}, status=401)
+            return redirect_to_login(request.get_full_path())
+        membership = (
+            Membership.objects.select_related("tenant", "user")
+            .filter(tenant__slug=match["slug"], user=request.user)
+            .first()
+        )
+        if membership is None:
+            if is_api:
+                return JsonResponse({"detail": "Not found."}, status=404)
+            return render(request, "404.html", status=404)
+        tenant = membership.tenant
+        if not tenant.is_active:
+            message = f"Tenant {tenant.slug!r} is suspended: contact your platform administrator."
+            if is_api:
+                return JsonResponse({"detail": message}, status=403)
+            return render(request, "tenants/suspended.html", {"message": message}, status=403)
+        request.tenant = tenant
+        request.membership = membership
+        return self.get_response(request)

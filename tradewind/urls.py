@@ -1,0 +1,22 @@
+"""Top-level URLs: accounts, health, the admin, and everything of a tenant under `/t/<tenant_slug>/`."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from tradewind.health import health
+
+tenant_api = [
+    path("", include("tenants.api.urls")),
+]
+
+tenant_urls = [
+    path("", include("tenants.urls")),
+    path("api/v1/", include(tenant_api)),
+]
+
+urlpatterns = [
+    path("", include("tradewind.accounts.urls")),
+    path("health", health, name="health"),
+    path("admin/", admin.site.urls),
+    path("t/<slug:tenant_slug>/", include(tenant_urls)),
+]
