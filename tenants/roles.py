@@ -28,11 +28,33 @@ class Role(models.IntegerChoices):
             raise ValueError(f"unknown role {name!r}: choose one of {choices}") from None
 
 
-# The least role that may perform each action; later features add their actions here.
+# The least role that may perform each action (Airflow's meaning of the roles). Viewer reads everything
+# but secret values; User also runs things; Op also manages connections, variables, pools and DAG
+# repositories; Admin also manages members, grants, others' tokens and the tenant's settings.
 MIN_ROLE: dict[str, Role] = {
     "tenant.view": Role.VIEWER,
     "member.view": Role.VIEWER,
+    "dag.view": Role.VIEWER,
+    "run.view": Role.VIEWER,
+    "log.view": Role.VIEWER,
+    "bundle.view": Role.VIEWER,
+    "connection.view": Role.VIEWER,
+    "variable.view": Role.VIEWER,
+    "pool.view": Role.VIEWER,
+    "audit.view": Role.VIEWER,
+    "token.own": Role.VIEWER,
+    "dag.edit": Role.USER,
+    "run.trigger": Role.USER,
+    "run.clear": Role.USER,
+    "run.mark": Role.USER,
+    "run.delete": Role.USER,
+    "connection.edit": Role.OP,
+    "variable.edit": Role.OP,
+    "pool.edit": Role.OP,
+    "bundle.upload": Role.OP,
     "member.manage": Role.ADMIN,
+    "grant.manage": Role.ADMIN,
+    "token.manage": Role.ADMIN,
     "tenant.manage": Role.ADMIN,
 }
 

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "tradewind",
     "tradewind.accounts",
     "tenants",
+    "scheduler",
     "frontend",
 ]
 

@@ -1,0 +1,332 @@
+"""DAG repositories and their versions, DAGs and DAG versions, runs, task instances, XCom, assets, pools.
+
+Every row belongs to one tenant (TenantOwned). A run is pinned to the DAG version it started with, and a
+DAG version to the bundle version whose files it runs.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+from scheduler.states import DagRunState, RunType, TIState
+from tenants.models import TenantOwned
+
+NO_MAP_INDEX = -1
+
+
+class Bundle(TenantOwned):
+    """A DAG repository: a named series of uploaded versions, one of which is active."""
+
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    active_version = models.ForeignKey(
+        "scheduler.BundleVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="bundle_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BundleVersion(TenantOwned):
+    """One immutable upload of a DAG repository, stored content-addressed under the bundle root."""
+
+    class State(models.TextChoices):
+        PARSING = "parsing"
+        READY = "ready"  # parsed; may be activated
+        ACTIVE = "active"
+        INACTIVE = "inactive"  # was active, or validate-only
+
+    bundle = models.ForeignKey(Bundle, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    content_hash = models.CharField(max_length=64)  # sha256 of the canonical file listing and contents
+    size_bytes = models.PositiveBigIntegerField()
+    file_count = models.PositiveIntegerField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PARSING)
+    validate_only = models.BooleanField(default=False)
+    import_error_count = models.PositiveIntegerField(default=0)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["bundle", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["bundle", "number"], name="bundleversion_unique_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bundle.name} v{self.number}"
+
+
+class ParseImportError(TenantOwned):
+    """A DAG file of a bundle version that failed to parse, with the message shown to the tenant."""
+
+    bundle_version = models.ForeignKey(BundleVersion, on_delete=models.CASCADE, related_name="import_errors")
+    filename = models.CharField(max_length=1000)
+    message = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["filename"]
+
+
+class ParsedFile(TenantOwned):
+    """Parse cache: the sandbox's result for one file content (and the bundle's support files)."""
+
+    cache_key = models.CharField(max_length=64)
+    result = models.JSONField()  # {"dags": [...serialized...], "error": str | None}
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "cache_key"], name="parsedfile_unique_key")]
+
+
+class Dag(TenantOwned):
+    """A DAG of a tenant, as its latest parse describes it; its versions keep every serialization."""
+
+    dag_id = models.CharField(max_length=250)
+    bundle = models.ForeignKey(Bundle, on_delete=models.CASCADE, related_name="dags")
+    fileloc = models.CharField(max_length=1000)  # path relative to the bundle root
+    active_version = models.ForeignKey(
+        "scheduler.DagVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    is_active = models.BooleanField(default=True)  # present in the bundle's active version
+    is_paused = models.BooleanField(default=False)
+    description = models.TextField(blank=True)
+    owners = models.CharField(max_length=500, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    schedule = models.JSONField(null=True, blank=True)  # the serialized schedule, for listing
+    max_active_runs = models.PositiveIntegerField(default=16)
+    max_active_tasks = models.PositiveIntegerField(default=16)
+    next_dagrun_create_after = models.DateTimeField(null=True, blank=True)
+    next_dagrun_data_interval_start = models.DateTimeField(null=True, blank=True)
+    next_dagrun_data_interval_end = models.DateTimeField(null=True, blank=True)
+    last_parsed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["dag_id"]
+        permissions = [("trigger_dag", "Can trigger runs of the DAG")]
+        constraints = [models.UniqueConstraint(fields=["tenant", "dag_id"], name="dag_unique_dag_id")]
+
+    def __str__(self) -> str:
+        return self.dag_id
+
+
+class DagUserObjectPermission(UserObjectPermissionBase):
+    """Per-DAG grants to users (django-guardian direct foreign key table)."""
+
+    content_object = models.ForeignKey(Dag, on_delete=models.CASCADE)
+
+
+class DagGroupObjectPermission(GroupObjectPermissionBase):
+    """Per-DAG grants to groups (django-guardian direct foreign key table)."""
+
+    content_object = models.ForeignKey(Dag, on_delete=models.CASCADE)
+
+
+class DagVersion(TenantOwned):
+    """One serialization of a DAG; stored only when the serialization changes."""
+
+    dag = models.ForeignKey(Dag, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    hash = models.CharField(max_length=64)
+    serialized = models.JSONField()
+    bundle_version = models.ForeignKey(BundleVersion, on_delete=models.PROTECT, related_name="dag_versions")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["dag", "-number"]
+        constraints = [models.UniqueConstraint(fields=["dag", "number"], name="dagversion_unique_number")]
+
+    def __str__(self) -> str:
+        return f"{self.dag.dag_id} v{self.number}"
+
+
+class DagRun(TenantOwned):
+    """One run of a DAG, pinned to the DAG version it started with."""
+
+    dag = models.ForeignKey(Dag, on_delete=models.CASCADE, related_name="runs")
+    dag_version = models.ForeignKey(DagVersion, on_delete=models.PROTECT, related_name="runs")
+    run_id = models.CharField(max_length=250)
+    run_type = models.CharField(max_length=16, choices=RunType.choices)
+    state = models.CharField(max_length=16, choices=DagRunState.choices, default=DagRunState.QUEUED)
+    logical_date = models.DateTimeField(null=True, blank=True)
+    data_interval_start = models.DateTimeField(null=True, blank=True)
+    data_interval_end = models.DateTimeField(null=True, blank=True)
+    run_after = models.DateTimeField()
+    conf = models.JSONField(default=dict, blank=True)
+    external_trigger = models.BooleanField(default=False)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    queued_at = models.DateTimeField(null=True, blank=True)
+    start_date = models.DateTimeField(null=True, blank=True)
+    end_date = models.DateTimeField(null=True, blank=True)
+    failure_reason = models.TextField(blank=True)  # why the scheduler failed it (deadlock, timeout)
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-run_after", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["dag", "run_id"], name="dagrun_unique_run_id"),
+            models.UniqueConstraint(
+                fields=["dag", "logical_date"],
+                condition=Q(logical_date__isnull=False),
+                name="dagrun_unique_logical",
+            ),
+        ]
+        indexes = [models.Index(fields=["tenant", "state"], name="dagrun_tenant_state")]
+
+    def __str__(self) -> str:
+        return f"{self.dag.dag_id} {self.run_id}"
+
+
+class TaskInstance(TenantOwned):
+    """One task × map index of one run; `try_number` counts the tries started so far."""
+
+    dag_run = models.ForeignKey(DagRun, on_delete=models.CASCADE, related_name="task_instances")
+    task_id = models.CharField(max_length=250)
+    map_index = models.IntegerField(default=NO_MAP_INDEX)
+    state = models.CharField(max_length=20, choices=TIState.choices, default=TIState.NONE)
+    try_number = models.PositiveIntegerField(default=0)
+    max_tries = models.PositiveIntegerField(default=0)  # retries of the task
+    operator = models.CharField(max_length=200, blank=True)
+    pool = models.CharField(max_length=250, default="default_pool")
+    pool_slots = models.PositiveIntegerField(default=1)
+    queue = models.CharField(max_length=250, default="default")
+    priority_weight = models.IntegerField(default=1)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    start_date = models.DateTimeField(null=True, blank=True)
+    end_date = models.DateTimeField(null=True, blank=True)
+    duration = models.FloatField(null=True, blank=True)  # seconds
+    next_retry_at = models.DateTimeField(null=True, blank=True)  # up_for_retry and up_for_reschedule
+    first_try_start_date = models.DateTimeField(null=True, blank=True)  # sensor timeouts span reschedules
+    hostname = models.CharField(max_length=250, blank=True)
+    pid = models.IntegerField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    trigger = models.JSONField(null=True, blank=True)  # the serialized trigger of a deferred task
+    trigger_timeout_at = models.DateTimeField(null=True, blank=True)
+    next_method = models.CharField(max_length=250, blank=True)
+    next_kwargs = models.JSONField(null=True, blank=True)
+    rendered_fields = models.JSONField(null=True, blank=True)  # masked
+    map_index_label = models.CharField(max_length=250, blank=True)
+    error = models.TextField(blank=True)  # the last try's error, masked
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["dag_run", "task_id", "map_index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dag_run", "task_id", "map_index"], name="ti_unique_task_map_index"
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "state"], name="ti_tenant_state")]
+
+    def __str__(self) -> str:
+        suffix = f"[{self.map_index}]" if self.map_index != NO_MAP_INDEX else ""
+        return f"{self.task_id}{suffix} of {self.dag_run_id}"
+
+
+class TaskInstanceHistory(TenantOwned):
+    """A finished try of a task instance, kept when the instance is retried or cleared."""
+
+    task_instance = models.ForeignKey(TaskInstance, on_delete=models.CASCADE, related_name="history")
+    try_number = models.PositiveIntegerField()
+    state = models.CharField(max_length=20, choices=TIState.choices)
+    start_date = models.DateTimeField(null=True, blank=True)
+    end_date = models.DateTimeField(null=True, blank=True)
+    duration = models.FloatField(null=True, blank=True)
+    hostname = models.CharField(max_length=250, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["task_instance", "try_number"]
+        constraints = [
+            models.UniqueConstraint(fields=["task_instance", "try_number"], name="tihistory_unique_try")
+        ]
+
+
+class XCom(TenantOwned):
+    """A value a task instance pushed, stored as JSON."""
+
+    dag_run = models.ForeignKey(DagRun, on_delete=models.CASCADE, related_name="xcoms")
+    task_id = models.CharField(max_length=250)
+    map_index = models.IntegerField(default=NO_MAP_INDEX)
+    key = models.CharField(max_length=512)
+    value = models.JSONField(null=True)
+    size_bytes = models.PositiveIntegerField(default=0)
+    timestamp = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["dag_run", "task_id", "map_index", "key"]
+        constraints = [
+            models.UniqueConstraint(fields=["dag_run", "task_id", "map_index", "key"], name="xcom_unique_key")
+        ]
+
+
+class Pool(TenantOwned):
+    """A limit on how many task slots run at once; `default_pool` exists in every tenant."""
+
+    name = models.CharField(max_length=250)
+    slots = models.IntegerField(default=128)  # -1: unlimited
+    description = models.TextField(blank=True)
+    include_deferred = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="pool_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Asset(TenantOwned):
+    """An asset (Airflow 2: dataset) that tasks produce and DAGs may be scheduled on."""
+
+    uri = models.CharField(max_length=1500)
+    name = models.CharField(max_length=1500, blank=True)
+    group = models.CharField(max_length=1500, blank=True)
+    extra = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["uri"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "uri"], name="asset_unique_uri")]
+
+    def __str__(self) -> str:
+        return self.uri
+
+
+class AssetEvent(TenantOwned):
+    """A task's update of an asset (or an external one), with the extras the task attached."""
+
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="events")
+    source_dag_run = models.ForeignKey(DagRun, null=True, blank=True, on_delete=models.SET_NULL)
+    source_task_id = models.CharField(max_length=250, blank=True)
+    source_map_index = models.IntegerField(default=NO_MAP_INDEX)
+    extra = models.JSONField(default=dict, blank=True)
+    timestamp = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-timestamp", "-pk"]
+
+
+class AssetDagRunQueue(TenantOwned):
+    """An asset updated since the consuming DAG's last asset-triggered run: input to its schedule."""
+
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE)
+    target_dag = models.ForeignKey(Dag, on_delete=models.CASCADE, related_name="asset_queue")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["asset", "target_dag"], name="adrq_unique_asset_dag")]

@@ -1,0 +1,124 @@
+"""Task-instance and DAG-run states, every legal transition, and the one door every state write uses."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.db import models
+
+if TYPE_CHECKING:
+    from scheduler.models import DagRun, TaskInstance
+
+
+class TIState(models.TextChoices):
+    """Airflow's task-instance states."""
+
+    NONE = "none"  # a value, not NULL: filter(state__in=[None]) would match nothing
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    UP_FOR_RETRY = "up_for_retry"
+    UP_FOR_RESCHEDULE = "up_for_reschedule"
+    UPSTREAM_FAILED = "upstream_failed"
+    SKIPPED = "skipped"
+    REMOVED = "removed"
+    DEFERRED = "deferred"
+    RESTARTING = "restarting"
+
+
+class DagRunState(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+
+
+class RunType(models.TextChoices):
+    MANUAL = "manual"
+    SCHEDULED = "scheduled"
+    BACKFILL = "backfill"
+    ASSET_TRIGGERED = "asset_triggered"
+
+
+S = TIState
+FINISHED = frozenset({S.SUCCESS, S.FAILED, S.SKIPPED, S.UPSTREAM_FAILED, S.REMOVED})
+UNFINISHED = frozenset(set(S) - FINISHED)
+# States in which a task holds (or is about to hold) an execution slot.
+ACTIVE = frozenset({S.QUEUED, S.RUNNING})
+FAILED_STATES = frozenset({S.FAILED, S.UPSTREAM_FAILED})
+RUN_FINISHED = frozenset({DagRunState.SUCCESS, DagRunState.FAILED})
+
+_RESET = {S.NONE}  # clearing a task instance
+_MARKED = {S.SUCCESS, S.FAILED, S.SKIPPED}  # a user marks a task instance
+ALLOWED: dict[TIState, frozenset[TIState]] = {
+    S.NONE: frozenset({S.SCHEDULED, S.SKIPPED, S.UPSTREAM_FAILED, S.REMOVED, *_MARKED}),
+    S.SCHEDULED: frozenset({S.QUEUED, S.SKIPPED, S.UPSTREAM_FAILED, S.REMOVED, *_RESET, *_MARKED}),
+    S.QUEUED: frozenset({S.RUNNING, S.SCHEDULED, S.FAILED, S.UP_FOR_RETRY, S.REMOVED, *_RESET, *_MARKED}),
+    S.RUNNING: frozenset(
+        {
+            S.SUCCESS,
+            S.FAILED,
+            S.SKIPPED,
+            S.UP_FOR_RETRY,
+            S.UP_FOR_RESCHEDULE,
+            S.DEFERRED,
+            S.RESTARTING,
+            *_RESET,
+        }
+    ),
+    S.DEFERRED: frozenset({S.SCHEDULED, S.FAILED, S.UP_FOR_RETRY, S.SKIPPED, *_RESET, *_MARKED}),
+    S.UP_FOR_RETRY: frozenset({S.SCHEDULED, S.UPSTREAM_FAILED, S.SKIPPED, S.REMOVED, *_RESET, *_MARKED}),
+    S.UP_FOR_RESCHEDULE: frozenset({S.SCHEDULED, S.UPSTREAM_FAILED, S.SKIPPED, S.REMOVED, *_RESET, *_MARKED}),
+    S.RESTARTING: frozenset({S.NONE, S.SCHEDULED, S.FAILED, S.UP_FOR_RETRY}),
+    S.SUCCESS: frozenset({*_RESET, *_MARKED, S.REMOVED}),
+    S.FAILED: frozenset({*_RESET, *_MARKED, S.REMOVED}),
+    S.SKIPPED: frozenset({*_RESET, *_MARKED, S.REMOVED}),
+    S.UPSTREAM_FAILED: frozenset({*_RESET, *_MARKED, S.REMOVED, S.SCHEDULED, S.SKIPPED}),
+    S.REMOVED: frozenset({*_RESET}),
+}
+
+RUN_ALLOWED: dict[DagRunState, frozenset[DagRunState]] = {
+    DagRunState.QUEUED: frozenset({DagRunState.RUNNING, DagRunState.SUCCESS, DagRunState.FAILED}),
+    DagRunState.RUNNING: frozenset({DagRunState.SUCCESS, DagRunState.FAILED, DagRunState.QUEUED}),
+    DagRunState.SUCCESS: frozenset({DagRunState.QUEUED, DagRunState.FAILED}),
+    DagRunState.FAILED: frozenset({DagRunState.QUEUED, DagRunState.SUCCESS}),
+}
+
+
+class InvalidTransition(Exception):
+    """A state change that the state machine does not allow: a programming error, not a race."""
+
+    def __init__(self, current: str, to: str) -> None:
+        super().__init__(f"illegal transition {current} -> {to}")
+        self.current, self.to = current, to
+
+
+def transition(ti: TaskInstance, to: TIState, **fields: Any) -> bool:
+    """Move `ti` from the state we read to `to`; False if someone moved it (or its try) first.
+
+    On success the in-memory object is updated too, so callers can go on using it.
+    """
+    if to not in ALLOWED[TIState(ti.state)]:
+        raise InvalidTransition(ti.state, to)
+    fence = type(ti).objects.filter(pk=ti.pk, try_number=ti.try_number, state=ti.state)
+    if fence.update(state=to, **fields) != 1:
+        return False
+    ti.state = to
+    for name, value in fields.items():
+        setattr(ti, name, value)
+    return True
+
+
+def transition_run(run: DagRun, to: DagRunState, **fields: Any) -> bool:
+    """DagRun's twin of transition(): fenced on the state we read."""
+    if to not in RUN_ALLOWED[DagRunState(run.state)]:
+        raise InvalidTransition(run.state, to)
+    fence = type(run).objects.filter(pk=run.pk, state=run.state)
+    if fence.update(state=to, **fields) != 1:
+        return False
+    run.state = to
+    for name, value in fields.items():
+        setattr(run, name, value)
+    return True
