@@ -330,3 +330,14 @@ class AssetDagRunQueue(TenantOwned):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["asset", "target_dag"], name="adrq_unique_asset_dag")]
+
+
+class SchedulerLease(TenantOwned):
+    """Which scheduler process owns a tenant; a lease not renewed before `expires_at` may be taken over."""
+
+    owner = models.CharField(max_length=200)  # "<host>:<pid>:<random>" of the supervisor holding it
+    acquired_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="schedulerlease_unique_tenant")]
