@@ -1,0 +1,213 @@
+"""Every Airflow import path of the compatibility layer imports and gives Tradewind's objects."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import pytest
+
+import tradewind.sdk as sdk
+from tradewind.sdk.dag import DAG as NativeDAG
+from tradewind.sdk.dag import Airflow2DAG
+
+PATHS = {
+    "airflow": ["DAG", "Dataset", "XComArg"],
+    "airflow.models": [
+        "DAG",
+        "BaseOperator",
+        "Variable",
+        "Connection",
+        "Param",
+        "XCom",
+        "DagRun",
+        "TaskInstance",
+        "MappedOperator",
+        "SkipMixin",
+        "XComArg",
+    ],
+    "airflow.models.dag": ["DAG"],
+    "airflow.models.baseoperator": ["BaseOperator", "chain", "cross_downstream", "chain_linear"],
+    "airflow.models.param": ["Param", "ParamsDict"],
+    "airflow.models.variable": ["Variable"],
+    "airflow.models.connection": ["Connection"],
+    "airflow.models.xcom_arg": ["XComArg"],
+    "airflow.decorators": ["dag", "task", "task_group", "setup", "teardown"],
+    "airflow.operators.empty": ["EmptyOperator"],
+    "airflow.operators.dummy": ["DummyOperator"],
+    "airflow.operators.dummy_operator": ["DummyOperator"],
+    "airflow.operators.python": [
+        "PythonOperator",
+        "BranchPythonOperator",
+        "ShortCircuitOperator",
+        "PythonVirtualenvOperator",
+        "get_current_context",
+    ],
+    "airflow.operators.python_operator": ["PythonOperator", "BranchPythonOperator"],
+    "airflow.operators.bash": ["BashOperator"],
+    "airflow.operators.bash_operator": ["BashOperator"],
+    "airflow.operators.branch": ["BaseBranchOperator"],
+    "airflow.operators.trigger_dagrun": ["TriggerDagRunOperator"],
+    "airflow.operators.latest_only": ["LatestOnlyOperator"],
+    "airflow.sensors.base": ["BaseSensorOperator", "PokeReturnValue"],
+    "airflow.sensors.python": ["PythonSensor"],
+    "airflow.sensors.filesystem": ["FileSensor"],
+    "airflow.sensors.bash": ["BashSensor"],
+    "airflow.sensors.time_delta": ["TimeDeltaSensor", "TimeDeltaSensorAsync"],
+    "airflow.sensors.date_time": ["DateTimeSensor", "DateTimeSensorAsync"],
+    "airflow.sensors.time_sensor": ["TimeSensor", "TimeSensorAsync"],
+    "airflow.sensors.external_task": ["ExternalTaskSensor", "ExternalTaskMarker"],
+    "airflow.triggers.temporal": ["DateTimeTrigger", "TimeDeltaTrigger"],
+    "airflow.triggers.base": ["BaseTrigger", "TriggerEvent"],
+    "airflow.utils.task_group": ["TaskGroup"],
+    "airflow.utils.trigger_rule": ["TriggerRule"],
+    "airflow.utils.dates": ["days_ago"],
+    "airflow.utils.edgemodifier": ["Label"],
+    "airflow.utils.helpers": ["chain", "cross_downstream"],
+    "airflow.utils.timezone": ["utcnow", "datetime", "parse", "make_aware", "convert_to_utc"],
+    "airflow.utils.context": ["Context", "get_current_context"],
+    "airflow.utils.state": ["State", "TaskInstanceState", "DagRunState"],
+    "airflow.exceptions": [
+        "AirflowException",
+        "AirflowSkipException",
+        "AirflowFailException",
+        "AirflowSensorTimeout",
+        "AirflowNotFoundException",
+        "TaskDeferred",
+    ],
+    "airflow.hooks.base": ["BaseHook"],
+    "airflow.datasets": ["Dataset", "DatasetAlias"],
+    "airflow.timetables.base": ["Timetable", "DataInterval", "TimeRestriction", "DagRunInfo"],
+    "airflow.timetables.interval": ["CronDataIntervalTimetable", "DeltaDataIntervalTimetable"],
+    "airflow.timetables.trigger": ["CronTriggerTimetable"],
+    "airflow.timetables.simple": ["NullTimetable", "OnceTimetable", "ContinuousTimetable"],
+    "airflow.macros": ["ds_add", "ds_format", "datetime", "timedelta", "yaml"],
+    "airflow.configuration": ["conf"],
+    "airflow.sdk": [
+        "DAG",
+        "dag",
+        "task",
+        "task_group",
+        "TaskGroup",
+        "Param",
+        "Asset",
+        "AssetAlias",
+        "Metadata",
+        "Variable",
+        "Connection",
+        "BaseOperator",
+        "BaseSensorOperator",
+        "BaseHook",
+        "chain",
+        "cross_downstream",
+        "chain_linear",
+        "Label",
+        "get_current_context",
+        "TriggerRule",
+        "setup",
+        "teardown",
+        "XComArg",
+        "Context",
+        "PokeReturnValue",
+    ],
+    "airflow.sdk.definitions.asset": ["Asset", "AssetAlias", "AssetAll", "AssetAny"],
+    "airflow.sdk.bases.operator": ["BaseOperator"],
+    "airflow.sdk.bases.sensor": ["BaseSensorOperator", "PokeReturnValue"],
+    "airflow.providers.standard.operators.empty": ["EmptyOperator"],
+    "airflow.providers.standard.operators.python": [
+        "PythonOperator",
+        "BranchPythonOperator",
+        "ShortCircuitOperator",
+    ],
+    "airflow.providers.standard.operators.bash": ["BashOperator"],
+    "airflow.providers.standard.operators.trigger_dagrun": ["TriggerDagRunOperator"],
+    "airflow.providers.standard.operators.latest_only": ["LatestOnlyOperator"],
+    "airflow.providers.standard.operators.branch": ["BaseBranchOperator"],
+    "airflow.providers.standard.sensors.python": ["PythonSensor"],
+    "airflow.providers.standard.sensors.bash": ["BashSensor"],
+    "airflow.providers.standard.sensors.filesystem": ["FileSensor"],
+    "airflow.providers.standard.sensors.time_delta": ["TimeDeltaSensor"],
+    "airflow.providers.standard.sensors.date_time": ["DateTimeSensor"],
+    "airflow.providers.standard.sensors.time": ["TimeSensor"],
+    "airflow.providers.standard.sensors.external_task": ["ExternalTaskSensor", "ExternalTaskMarker"],
+    "airflow.providers.standard.triggers.temporal": ["DateTimeTrigger"],
+}
+
+
+@pytest.mark.parametrize(("path", "names"), sorted(PATHS.items()))
+def test_import_path_provides_names(path, names):
+    module = importlib.import_module(path)
+    for name in names:
+        assert getattr(module, name) is not None, f"{path}.{name}"
+
+
+def test_every_module_of_the_layer_imports():
+    import airflow
+
+    modules = [info.name for info in pkgutil.walk_packages(airflow.__path__, "airflow.")]
+    assert len(modules) > 100
+    for name in modules:
+        importlib.import_module(name)
+
+
+def test_the_layer_is_the_one_on_sys_path_and_says_a_compatible_version():
+    import airflow
+
+    assert "workers/compat/airflow" in airflow.__file__
+    assert airflow.__version__.startswith("2.")
+
+
+def test_airflow2_paths_give_airflow2_semantics_and_airflow_sdk_airflow3():
+    from airflow import DAG as TopDAG
+    from airflow.decorators import dag as decorators_dag
+    from airflow.models import DAG as ModelsDAG
+    from airflow.sdk import DAG as SdkDAG
+    from airflow.sdk import dag as sdk_dag
+
+    assert TopDAG is ModelsDAG is Airflow2DAG
+    assert SdkDAG is NativeDAG and sdk_dag is sdk.dag
+    assert decorators_dag is sdk.airflow2_dag
+
+
+def test_deprecated_aliases_are_the_same_objects():
+    from airflow.hooks.base_hook import BaseHook as OldHook
+    from airflow.operators.bash_operator import BashOperator as OldBash
+    from airflow.operators.dummy import DummyOperator
+    from airflow.operators.empty import EmptyOperator
+    from airflow.operators.python_operator import PythonOperator as OldPython
+    from airflow.providers.standard.operators.bash import BashOperator
+    from airflow.providers.standard.operators.python import PythonOperator
+    from airflow.sdk import BaseHook
+    from airflow.sensors.base import BaseSensorOperator
+    from airflow.sensors.base_sensor_operator import BaseSensorOperator as OldSensor
+
+    assert issubclass(DummyOperator, EmptyOperator)
+    assert OldBash is BashOperator and OldPython is PythonOperator
+    assert OldHook is BaseHook and OldSensor is BaseSensorOperator
+
+
+def test_exceptions_module_exports_every_sdk_exception():
+    import airflow.exceptions
+
+    from tradewind.sdk import exceptions
+
+    for name, value in vars(exceptions).items():
+        if isinstance(value, type) and issubclass(value, BaseException):
+            assert getattr(airflow.exceptions, name) is value
+
+
+def test_utility_behaviour():
+    import datetime
+
+    from airflow.configuration import conf
+    from airflow.utils import timezone
+    from airflow.utils.dates import days_ago
+    from airflow.utils.state import DagRunState, State
+
+    assert days_ago(1).hour == 0 and days_ago(1).tzinfo is not None
+    assert timezone.datetime(2024, 1, 1).tzinfo is not None
+    assert timezone.convert_to_utc(datetime.datetime(2024, 1, 1)).isoformat() == "2024-01-01T00:00:00+00:00"
+    assert timezone.make_naive(timezone.datetime(2024, 1, 1, 12), "Europe/Paris").hour == 13
+    assert str(DagRunState.SUCCESS) == "success" and State.FAILED == "failed"
+    assert conf.get("core", "missing_option", fallback="x") == "x"
+    assert conf.getboolean("core", "load_examples") is False

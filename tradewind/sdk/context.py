@@ -1,0 +1,429 @@
+"""The template/task context: the dict a task's templates render with and its callables receive.
+
+`build_context` makes it from the parent's `ti_info`; `get_current_context()` returns the one of the task
+running now (Airflow's function of the same name).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+from collections.abc import Iterator, Mapping
+from types import SimpleNamespace
+from typing import Any
+
+import pendulum
+
+from tradewind.sdk import macros
+from tradewind.sdk.connections import ConnectionAccessor
+from tradewind.sdk.variables import VariableAccessor
+
+
+class Context(dict):
+    """A task's context: a plain dict of Airflow's context keys (`ds`, `ti`, `params`, ...), so it works
+    with `context["ds"]`, `**context` and Jinja alike."""
+
+
+# Names a TaskFlow function may declare to receive from the context (they must default to None, if at all).
+KNOWN_CONTEXT_KEYS: frozenset[str] = frozenset(
+    {
+        "conf",
+        "conn",
+        "dag",
+        "dag_run",
+        "data_interval_end",
+        "data_interval_start",
+        "ds",
+        "ds_nodash",
+        "exception",
+        "execution_date",
+        "expanded_ti_count",
+        "inlet_events",
+        "inlets",
+        "logical_date",
+        "macros",
+        "map_index_template",
+        "next_ds",
+        "next_ds_nodash",
+        "next_execution_date",
+        "outlet_events",
+        "outlets",
+        "params",
+        "prev_data_interval_end_success",
+        "prev_data_interval_start_success",
+        "prev_ds",
+        "prev_ds_nodash",
+        "prev_end_date_success",
+        "prev_execution_date",
+        "prev_execution_date_success",
+        "prev_start_date_success",
+        "reason",
+        "run_after",
+        "run_id",
+        "start_date",
+        "task",
+        "task_instance",
+        "task_instance_key_str",
+        "task_reschedule_count",
+        "templates_dict",
+        "test_mode",
+        "ti",
+        "tomorrow_ds",
+        "tomorrow_ds_nodash",
+        "triggering_asset_events",
+        "triggering_dataset_events",
+        "try_number",
+        "ts",
+        "ts_nodash",
+        "ts_nodash_with_tz",
+        "var",
+        "yesterday_ds",
+        "yesterday_ds_nodash",
+    }
+)
+
+_CURRENT: list[Context] = []
+
+
+@contextlib.contextmanager
+def set_current_context(context: Context) -> Iterator[Context]:
+    """Make `context` what `get_current_context()` returns while the block runs."""
+    _CURRENT.append(context)
+    try:
+        yield context
+    finally:
+        _CURRENT.pop()
+
+
+def get_current_context() -> Context:
+    """The context of the task running now; AirflowException outside a running task."""
+    if not _CURRENT:
+        from tradewind.sdk.exceptions import AirflowException
+
+        raise AirflowException(
+            "Current context was requested but no context was found! Are you running within an Airflow task?"
+        )
+    return _CURRENT[-1]
+
+
+def parse_datetime(value: Any) -> pendulum.DateTime | None:
+    """An ISO string (or datetime) from ti_info as a UTC pendulum DateTime; None stays None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, pendulum.DateTime):
+        return value.in_timezone("UTC")
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.UTC)
+        return pendulum.instance(value).in_timezone("UTC")
+    parsed = pendulum.parse(str(value))
+    if not isinstance(parsed, pendulum.DateTime):
+        raise ValueError(f"Not a date-time: {value!r}")
+    return parsed.in_timezone("UTC")
+
+
+class AirflowConfigAccessor:
+    """The `conf` object (Airflow's configuration) with the few options DAG code reads; unknown options
+    answer the fallback, or raise like Airflow's AirflowConfigException when there is none."""
+
+    _DEFAULTS: dict[tuple[str, str], str] = {
+        ("core", "dags_folder"): "",
+        ("core", "default_timezone"): "utc",
+        ("core", "executor"): "LocalExecutor",
+        ("core", "load_examples"): "False",
+        ("core", "dag_run_conf_overrides_params"): "True",
+        ("core", "max_active_runs_per_dag"): "16",
+        ("core", "max_active_tasks_per_dag"): "16",
+        ("core", "default_task_retries"): "0",
+        ("core", "default_pool_task_slot_count"): "128",
+        ("core", "xcom_backend"): "airflow.models.xcom.BaseXCom",
+        ("operators", "default_owner"): "airflow",
+        ("operators", "default_queue"): "default",
+        ("operators", "default_deferrable"): "False",
+        ("scheduler", "catchup_by_default"): "True",
+        ("webserver", "base_url"): "http://localhost:8080",
+        ("api", "base_url"): "http://localhost:8080",
+        ("logging", "base_log_folder"): "",
+        ("email", "email_backend"): "airflow.utils.email.send_email_smtp",
+        ("smtp", "smtp_mail_from"): "airflow@example.com",
+    }
+
+    def get(self, section: str, key: str, fallback: Any = None, **kwargs: Any) -> Any:
+        """The option's value as a string, or `fallback` (raises when neither exists and no fallback)."""
+        value = self._DEFAULTS.get((section.lower(), key.lower()))
+        if value is not None:
+            return value
+        if fallback is not None or "fallback" in kwargs or "default" in kwargs:
+            return fallback if fallback is not None else kwargs.get("fallback", kwargs.get("default"))
+        from tradewind.sdk.exceptions import AirflowException
+
+        raise AirflowException(f"section/key [{section}/{key}] not found in config")
+
+    def getboolean(self, section: str, key: str, fallback: Any = None, **kwargs: Any) -> bool:
+        """The option as a bool ("true"/"t"/"1" are true)."""
+        value = self.get(section, key, fallback=fallback, **kwargs)
+        if isinstance(value, bool):
+            return value
+        return str(value).strip().lower() in ("true", "t", "1", "yes", "on")
+
+    def getint(self, section: str, key: str, fallback: Any = None, **kwargs: Any) -> int:
+        """The option as an int."""
+        return int(self.get(section, key, fallback=fallback, **kwargs))
+
+    def getfloat(self, section: str, key: str, fallback: Any = None, **kwargs: Any) -> float:
+        """The option as a float."""
+        return float(self.get(section, key, fallback=fallback, **kwargs))
+
+    def has_option(self, section: str, key: str) -> bool:
+        """Whether the option is known."""
+        return (section.lower(), key.lower()) in self._DEFAULTS
+
+
+conf = AirflowConfigAccessor()
+
+
+class RuntimeDagRun:
+    """The `dag_run` object: the DAG run a task belongs to, as task code sees it."""
+
+    def __init__(self, ti_info: Mapping[str, Any]) -> None:
+        self.dag_id: str = ti_info["dag_id"]
+        self.run_id: str = ti_info["run_id"]
+        self.logical_date = parse_datetime(ti_info.get("logical_date"))
+        self.execution_date = self.logical_date
+        self.data_interval_start = parse_datetime(ti_info.get("data_interval_start"))
+        self.data_interval_end = parse_datetime(ti_info.get("data_interval_end"))
+        self.run_after = parse_datetime(ti_info.get("run_after")) or self.logical_date
+        self.start_date = parse_datetime(ti_info.get("start_date"))
+        self.end_date = None
+        self.run_type: str = ti_info.get("run_type") or "manual"
+        self.conf: dict[str, Any] = dict(ti_info.get("conf") or {})
+        external = ti_info.get("external_trigger")
+        self.external_trigger: bool = bool(external) if external is not None else self.run_type == "manual"
+        self.state = "running"
+        self.triggering_asset_events = TriggeringAssetEvents(ti_info.get("triggering_asset_events"))
+
+    def get_state(self) -> str:
+        """Always "running": the run is running while its task is."""
+        return self.state
+
+    def __repr__(self) -> str:
+        return f"<DagRun {self.dag_id} @ {self.logical_date}: {self.run_id}, state:{self.state}>"
+
+
+def _asset_key(key: Any) -> tuple[str, str]:
+    if isinstance(key, str):
+        return ("asset", key)
+    uri = getattr(key, "uri", None)
+    if uri is not None:
+        return ("asset", str(uri))
+    name = getattr(key, "name", None)
+    if name is not None:
+        return ("alias", str(name))
+    raise TypeError(f"Expected an Asset, AssetAlias or URI, got {type(key).__name__}")
+
+
+class OutletEventAccessor:
+    """`outlet_events[asset]`: set `.extra` for the asset's event, or for an alias `.add(asset, extra)`."""
+
+    def __init__(self, key: Any) -> None:
+        self.key = key
+        self.extra: dict[str, Any] = {}
+        self.asset_alias_events: list[dict[str, Any]] = []
+
+    def add(self, asset: Any, extra: dict[str, Any] | None = None) -> None:
+        """Record an event for `asset` through this alias."""
+        kind, alias_name = _asset_key(self.key)
+        if kind != "alias":
+            raise TypeError("add() is only available on an AssetAlias's outlet events")
+        uri = getattr(asset, "uri", asset)
+        self.asset_alias_events.append({"uri": str(uri), "extra": dict(extra or {}), "alias": alias_name})
+
+
+class OutletEventAccessors(Mapping):
+    """The `outlet_events` context value: one accessor per asset or alias, created on first use."""
+
+    def __init__(self) -> None:
+        self._accessors: dict[tuple[str, str], OutletEventAccessor] = {}
+
+    def __getitem__(self, key: Any) -> OutletEventAccessor:
+        asset_key = _asset_key(key)
+        if asset_key not in self._accessors:
+            self._accessors[asset_key] = OutletEventAccessor(key)
+        return self._accessors[asset_key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return (accessor.key for accessor in self._accessors.values())
+
+    def __len__(self) -> int:
+        return len(self._accessors)
+
+    def events_for(self, outlets: list[Any]) -> list[dict[str, Any]]:
+        """The asset events to record when the task succeeds: one per asset outlet (with its extra) and
+        every event added through an alias outlet."""
+        events: list[dict[str, Any]] = []
+        for outlet in outlets or []:
+            try:
+                kind, name = _asset_key(outlet)
+            except TypeError:
+                continue
+            accessor = self._accessors.get((kind, name))
+            if kind == "asset":
+                events.append({"uri": name, "extra": dict(accessor.extra) if accessor else {}})
+            elif accessor:
+                events.extend(accessor.asset_alias_events)
+        return events
+
+
+class TriggeringAssetEvents(Mapping):
+    """`triggering_asset_events`: asset URI (or Asset) → the events that triggered this run, each with
+    attribute access (`.extra`, `.source_dag_id`, `.timestamp`, ...). Empty unless asset-triggered."""
+
+    def __init__(self, raw: Any) -> None:
+        self._events: dict[str, list[SimpleNamespace]] = {}
+        if isinstance(raw, Mapping):
+            items = [(str(uri), events) for uri, events in raw.items()]
+        else:
+            items = [(str(event.get("uri")), [event]) for event in raw or []]
+        for uri, events in items:
+            for event in events:
+                data = dict(event)
+                data.setdefault("uri", uri)
+                data.setdefault("extra", {})
+                if "timestamp" in data:
+                    data["timestamp"] = parse_datetime(data["timestamp"])
+                self._events.setdefault(uri, []).append(SimpleNamespace(**data))
+
+    def __getitem__(self, key: Any) -> list[SimpleNamespace]:
+        uri = key if isinstance(key, str) else str(getattr(key, "uri", key))
+        return self._events[uri]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._events)
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+
+class InletEventAccessors(Mapping):
+    """`inlet_events`: past events of an inlet asset. Tradewind does not pass them to tasks yet: empty."""
+
+    def __getitem__(self, key: Any) -> list[Any]:
+        return []
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def _ds(moment: pendulum.DateTime) -> str:
+    return moment.strftime("%Y-%m-%d")
+
+
+def _ds_nodash(moment: pendulum.DateTime) -> str:
+    return moment.strftime("%Y%m%d")
+
+
+def _previous_and_next(dag_run: RuntimeDagRun) -> tuple[Any, Any]:
+    """Airflow 2's deprecated prev/next execution dates: the run's own date for manual runs, else one data
+    interval before / the end of this interval."""
+    logical = dag_run.logical_date
+    if logical is None or dag_run.external_trigger:
+        return logical, logical
+    start, end = dag_run.data_interval_start, dag_run.data_interval_end
+    if start is None or end is None or end <= start:
+        return None, None
+    return logical - (end - start), end
+
+
+def build_context(*, dag: Any, task: Any, ti: Any, ti_info: Mapping[str, Any], params: Any) -> Context:
+    """Every context key Airflow 2 and 3 give a task, built from the parent's ti_info."""
+    dag_run = RuntimeDagRun(ti_info)
+    logical = dag_run.logical_date
+    context = Context(
+        conf=conf,
+        conn=ConnectionAccessor(),
+        dag=dag,
+        dag_run=dag_run,
+        data_interval_start=dag_run.data_interval_start,
+        data_interval_end=dag_run.data_interval_end,
+        logical_date=logical,
+        execution_date=logical,
+        run_after=dag_run.run_after,
+        start_date=parse_datetime(ti_info.get("ti_start_date")),
+        prev_data_interval_start_success=parse_datetime(ti_info.get("prev_data_interval_start_success")),
+        prev_data_interval_end_success=parse_datetime(ti_info.get("prev_data_interval_end_success")),
+        prev_start_date_success=parse_datetime(ti_info.get("prev_start_date_success")),
+        prev_end_date_success=parse_datetime(ti_info.get("prev_end_date_success")),
+        prev_execution_date_success=parse_datetime(ti_info.get("prev_logical_date_success")),
+        inlets=list(getattr(task, "inlets", None) or []),
+        inlet_events=InletEventAccessors(),
+        outlets=list(getattr(task, "outlets", None) or []),
+        outlet_events=OutletEventAccessors(),
+        triggering_asset_events=dag_run.triggering_asset_events,
+        triggering_dataset_events=dag_run.triggering_asset_events,
+        macros=macros,
+        map_index_template=getattr(task, "map_index_template", None),
+        params=params,
+        run_id=dag_run.run_id,
+        task=task,
+        task_instance=ti,
+        ti=ti,
+        test_mode=False,
+        try_number=ti_info.get("try_number", 1),
+        expanded_ti_count=ti_info.get("expanded_ti_count"),
+        task_reschedule_count=ti_info.get("task_reschedule_count", 0),
+        templates_dict=getattr(task, "templates_dict", None),
+        var=VariableAccessor(),
+    )
+    if logical is not None:
+        ds = _ds(logical)
+        prev, following = _previous_and_next(dag_run)
+        context.update(
+            ds=ds,
+            ds_nodash=_ds_nodash(logical),
+            ts=logical.isoformat(),
+            ts_nodash=logical.strftime("%Y%m%dT%H%M%S"),
+            ts_nodash_with_tz=logical.isoformat().replace("-", "").replace(":", ""),
+            tomorrow_ds=_ds(logical.add(days=1)),
+            tomorrow_ds_nodash=_ds_nodash(logical.add(days=1)),
+            yesterday_ds=_ds(logical.subtract(days=1)),
+            yesterday_ds_nodash=_ds_nodash(logical.subtract(days=1)),
+            prev_execution_date=prev,
+            prev_ds=_ds(prev) if prev else None,
+            prev_ds_nodash=_ds_nodash(prev) if prev else None,
+            next_execution_date=following,
+            next_ds=_ds(following) if following else None,
+            next_ds_nodash=_ds_nodash(following) if following else None,
+            task_instance_key_str=f"{dag_run.dag_id}__{ti_info['task_id']}__{_ds_nodash(logical)}",
+        )
+    return context
+
+
+def context_to_airflow_vars(context: Mapping[str, Any]) -> dict[str, str]:
+    """The AIRFLOW_CTX_* environment variables Airflow exports for a running task (Airflow 2's
+    EXECUTION_DATE and Airflow 3's LOGICAL_DATE both)."""
+    env: dict[str, str] = {}
+    dag = context.get("dag")
+    task = context.get("task")
+    ti = context.get("ti")
+    if dag is not None and getattr(dag, "dag_id", None):
+        env["AIRFLOW_CTX_DAG_ID"] = str(dag.dag_id)
+    if task is not None and getattr(task, "task_id", None):
+        env["AIRFLOW_CTX_TASK_ID"] = str(task.task_id)
+        owner = getattr(task, "owner", None)
+        if owner:
+            env["AIRFLOW_CTX_DAG_OWNER"] = str(owner) if isinstance(owner, str) else ",".join(owner)
+        email = getattr(task, "email", None)
+        if email:
+            env["AIRFLOW_CTX_DAG_EMAIL"] = email if isinstance(email, str) else ",".join(email)
+    logical = context.get("logical_date")
+    if logical is not None:
+        env["AIRFLOW_CTX_EXECUTION_DATE"] = logical.isoformat()
+        env["AIRFLOW_CTX_LOGICAL_DATE"] = logical.isoformat()
+    if ti is not None:
+        env["AIRFLOW_CTX_TRY_NUMBER"] = str(getattr(ti, "try_number", 1))
+    if context.get("run_id"):
+        env["AIRFLOW_CTX_DAG_RUN_ID"] = str(context["run_id"])
+    return env

@@ -1,0 +1,286 @@
+"""Jinja templating of operator fields, with Airflow's rules.
+
+`Templater` is the mixin BaseOperator inherits (and any object nested in a template field may declare
+`template_fields` to be rendered too). `get_template_env(dag)` builds the Jinja environment a DAG's tasks
+render with. This module never imports the operator or DAG classes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import Any
+
+import jinja2
+import jinja2.nativetypes
+import jinja2.sandbox
+
+log = logging.getLogger(__name__)
+
+
+def _ds(value: Any) -> str:
+    return value.strftime("%Y-%m-%d")
+
+
+def _ds_nodash(value: Any) -> str:
+    return value.strftime("%Y%m%d")
+
+
+def _ts(value: Any) -> str:
+    return value.isoformat()
+
+
+def _ts_nodash(value: Any) -> str:
+    return value.strftime("%Y%m%dT%H%M%S")
+
+
+def _ts_nodash_with_tz(value: Any) -> str:
+    return value.isoformat().replace("-", "").replace(":", "")
+
+
+FILTERS: dict[str, Callable[[Any], str]] = {
+    "ds": _ds,
+    "ds_nodash": _ds_nodash,
+    "ts": _ts,
+    "ts_nodash": _ts_nodash,
+    "ts_nodash_with_tz": _ts_nodash_with_tz,
+}
+
+
+class _AirflowEnvironmentMixin:
+    """Airflow's filters, and Airflow's relaxed sandbox: single-underscore attributes are allowed."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.filters.update(FILTERS)  # type: ignore[attr-defined]
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        return not attr.startswith("__")
+
+
+class SandboxedEnvironment(_AirflowEnvironmentMixin, jinja2.sandbox.SandboxedEnvironment):
+    """The environment string templates render in (Airflow's default)."""
+
+
+class NativeEnvironment(_AirflowEnvironmentMixin, jinja2.nativetypes.NativeEnvironment):
+    """The environment for `render_template_as_native_obj=True`: templates render to Python objects."""
+
+
+class LiteralValue:
+    """A value a template field must not render (Airflow's `literal()`); unwrapped when rendered."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"LiteralValue({self.value!r})"
+
+
+def literal(value: Any) -> LiteralValue:
+    """Mark `value` so template rendering passes it through unchanged."""
+    return LiteralValue(value)
+
+
+def _dag_folder(dag: Any) -> str | None:
+    fileloc = getattr(dag, "fileloc", None)
+    if not fileloc:
+        return None
+    return os.path.dirname(os.path.abspath(fileloc))
+
+
+def get_template_env(dag: Any = None) -> jinja2.Environment:
+    """The Jinja environment for a DAG's templates, as Airflow's `DAG.get_template_env` builds it.
+
+    Searches the DAG file's folder then `template_searchpath`; StrictUndefined (or the DAG's
+    `template_undefined`); the `do` extension; `user_defined_macros` as globals, Airflow's filters plus
+    `user_defined_filters`; `jinja_environment_kwargs` on top; a native environment when the DAG has
+    `render_template_as_native_obj`. With no DAG: the default sandboxed environment on the working folder.
+    """
+    searchpath: list[str] = []
+    folder = _dag_folder(dag) if dag is not None else None
+    if folder:
+        searchpath.append(folder)
+    extra_paths = getattr(dag, "template_searchpath", None) if dag is not None else None
+    if isinstance(extra_paths, str):
+        searchpath.append(extra_paths)
+    elif extra_paths:
+        searchpath.extend(extra_paths)
+    if not searchpath:
+        searchpath.append(os.getcwd())
+    options: dict[str, Any] = {
+        "loader": jinja2.FileSystemLoader(searchpath),
+        "undefined": (getattr(dag, "template_undefined", None) if dag is not None else None)
+        or jinja2.StrictUndefined,
+        "extensions": ["jinja2.ext.do"],
+        "cache_size": 0,
+    }
+    user_kwargs = getattr(dag, "jinja_environment_kwargs", None) if dag is not None else None
+    if user_kwargs:
+        options.update(user_kwargs)
+    native = bool(getattr(dag, "render_template_as_native_obj", False)) if dag is not None else False
+    env: jinja2.Environment = (NativeEnvironment if native else SandboxedEnvironment)(**options)
+    macros = getattr(dag, "user_defined_macros", None) if dag is not None else None
+    if macros:
+        env.globals.update(macros)
+    filters = getattr(dag, "user_defined_filters", None) if dag is not None else None
+    if filters:
+        env.filters.update(filters)
+    return env
+
+
+def _render(template: jinja2.Template, context: Any) -> Any:
+    """Render one compiled template with a context mapping (native environments return Python objects)."""
+    return template.render(dict(context) if not isinstance(context, dict) else context)
+
+
+class Templater:
+    """Mixin: renders the attributes named in `template_fields` with Jinja, recursively, as Airflow does.
+
+    Strings are templates (or, when they end with one of `template_ext`, names of template files found on
+    the environment's search path); lists, tuples (named tuples too), sets and dict values are rendered
+    item by item; XComArg-like objects (anything with `resolve(context)`) are resolved; any other object
+    that itself declares `template_fields` has those rendered in place.
+    """
+
+    template_fields: Collection[str] = ()
+    template_ext: Sequence[str] = ()
+    template_fields_renderers: dict[str, str] = {}
+
+    def get_template_env(self, dag: Any = None) -> jinja2.Environment:
+        """The environment of `dag` (default: this object's own DAG, when it has one)."""
+        if dag is None:
+            try:
+                dag = getattr(self, "dag", None)
+            except Exception:  # an unassigned operator's `dag` property may raise
+                dag = None
+        return get_template_env(dag)
+
+    def prepare_template(self) -> None:
+        """Hook run after template files are resolved and before rendering; subclasses may alter fields."""
+
+    def resolve_template_files(self) -> None:
+        """Replace each template field that names a template file (by `template_ext`) with the file's
+        text; a missing file is logged and left to fail at render time."""
+        if not self.template_ext:
+            self.prepare_template()
+            return
+        env = self.get_template_env()
+        for field in self.template_fields:
+            content = getattr(self, field, None)
+            if isinstance(content, str) and content.endswith(tuple(self.template_ext)):
+                try:
+                    setattr(self, field, env.loader.get_source(env, content)[0])  # type: ignore[union-attr]
+                except Exception:
+                    log.exception("Failed to resolve template file %r for field %s", content, field)
+            elif isinstance(content, list):
+                resolved = []
+                for item in content:
+                    if isinstance(item, str) and item.endswith(tuple(self.template_ext)):
+                        try:
+                            item = env.loader.get_source(env, item)[0]  # type: ignore[union-attr]
+                        except Exception:
+                            log.exception("Failed to resolve template file %r for field %s", item, field)
+                    resolved.append(item)
+                setattr(self, field, resolved)
+        self.prepare_template()
+
+    def render_template_fields(self, context: Any, jinja_env: jinja2.Environment | None = None) -> None:
+        """Render every attribute named in `template_fields` in place."""
+        if jinja_env is None:
+            jinja_env = self.get_template_env()
+        self._do_render_template_fields(self, self.template_fields, context, jinja_env, set())
+
+    def _do_render_template_fields(
+        self,
+        parent: Any,
+        template_fields: Iterable[str],
+        context: Any,
+        jinja_env: jinja2.Environment,
+        seen_oids: set[int],
+    ) -> None:
+        for field in template_fields:
+            try:
+                value = getattr(parent, field)
+            except AttributeError:
+                raise AttributeError(
+                    f"{field!r} is configured as a template field but {type(parent).__name__} does not "
+                    "have this attribute."
+                ) from None
+            if not value:
+                continue
+            try:
+                if callable(value) and not hasattr(value, "resolve") and not isinstance(value, type):
+                    rendered = value(context=context, jinja_env=jinja_env)
+                else:
+                    rendered = self.render_template(value, context, jinja_env, seen_oids)
+            except Exception:
+                log.error(
+                    "Exception rendering Jinja template for task '%s', field '%s'. Template: %r",
+                    getattr(self, "task_id", type(self).__name__),
+                    field,
+                    value,
+                )
+                raise
+            setattr(parent, field, rendered)
+
+    def render_template(
+        self,
+        content: Any,
+        context: Any,
+        jinja_env: jinja2.Environment | None = None,
+        seen_oids: set[int] | None = None,
+    ) -> Any:
+        """Render `content` (any template-field value) against `context` and return the result."""
+        if seen_oids is None:
+            seen_oids = set()
+        if id(content) in seen_oids:
+            return content
+        if jinja_env is None:
+            jinja_env = self.get_template_env()
+        if isinstance(content, str):
+            if self.template_ext and content.endswith(tuple(self.template_ext)):
+                template = jinja_env.get_template(content)
+            else:
+                template = jinja_env.from_string(content)
+            return _render(template, context)
+        if isinstance(content, LiteralValue):
+            return content.value
+        if hasattr(content, "resolve") and _is_resolvable(content):
+            return content.resolve(context)
+        if isinstance(content, tuple):
+            items = [self.render_template(item, context, jinja_env, seen_oids) for item in content]
+            if hasattr(content, "_fields"):  # a named tuple takes its fields positionally
+                return type(content)(*items)
+            return tuple(items)
+        if isinstance(content, list):
+            return [self.render_template(item, context, jinja_env, seen_oids) for item in content]
+        if isinstance(content, dict):
+            return {
+                key: self.render_template(item, context, jinja_env, seen_oids)
+                for key, item in content.items()
+            }
+        if isinstance(content, set):
+            return {self.render_template(item, context, jinja_env, seen_oids) for item in content}
+        self._render_nested_template_fields(content, context, jinja_env, seen_oids)
+        return content
+
+    def _render_nested_template_fields(
+        self, value: Any, context: Any, jinja_env: jinja2.Environment, seen_oids: set[int]
+    ) -> None:
+        nested_fields = getattr(type(value), "template_fields", None)
+        if not nested_fields or isinstance(value, type):
+            return
+        seen_oids.add(id(value))
+        self._do_render_template_fields(value, nested_fields, context, jinja_env, seen_oids)
+
+
+def _is_resolvable(content: Any) -> bool:
+    """XComArgs (S1's xcom_arg module) and anything else that declares itself resolvable."""
+    if getattr(content, "__tradewind_resolvable__", False):
+        return True
+    try:
+        from tradewind.sdk.xcom_arg import XComArg
+    except ImportError:
+        return False
+    return isinstance(content, XComArg)

@@ -1,0 +1,3 @@
+"""`airflow.hooks`."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""`airflow.operators`."""
+
+from __future__ import annotations

@@ -1,0 +1,11 @@
+"""`airflow.operators.bash_operator` (Airflow 1 path)."""
+
+from __future__ import annotations
+
+from tradewind.sdk.operators.bash import (
+    BashOperator,
+)
+
+__all__ = [
+    "BashOperator",
+]

@@ -1,0 +1,13 @@
+"""`airflow.operators.branch`."""
+
+from __future__ import annotations
+
+from tradewind.sdk.operators.branch import (
+    BaseBranchOperator,
+    BranchMixIn,
+)
+
+__all__ = [
+    "BaseBranchOperator",
+    "BranchMixIn",
+]

@@ -1,0 +1,3 @@
+"""`airflow.providers.standard.hooks`."""
+
+from __future__ import annotations

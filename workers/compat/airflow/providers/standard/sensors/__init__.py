@@ -1,0 +1,3 @@
+"""`airflow.providers.standard.sensors`."""
+
+from __future__ import annotations

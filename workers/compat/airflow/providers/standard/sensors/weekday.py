@@ -1,0 +1,11 @@
+"""`airflow.providers.standard.sensors.weekday`."""
+
+from __future__ import annotations
+
+from tradewind.sdk.sensors.weekday import (
+    DayOfWeekSensor,
+)
+
+__all__ = [
+    "DayOfWeekSensor",
+]

@@ -1,0 +1,3 @@
+"""`airflow.providers.standard.triggers`."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""`airflow.providers.standard.utils`."""
+
+from __future__ import annotations

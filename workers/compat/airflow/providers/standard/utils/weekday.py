@@ -1,0 +1,11 @@
+"""`airflow.providers.standard.utils.weekday`."""
+
+from __future__ import annotations
+
+from tradewind.sdk.operators.weekday import (
+    WeekDay,
+)
+
+__all__ = [
+    "WeekDay",
+]

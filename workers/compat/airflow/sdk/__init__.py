@@ -1,0 +1,119 @@
+"""`airflow.sdk`: Airflow 3's authoring interface."""
+
+from __future__ import annotations
+
+from tradewind.sdk.assets import (
+    Asset,
+    AssetAlias,
+    AssetAll,
+    AssetAny,
+    Metadata,
+    asset,
+)
+from tradewind.sdk.baseoperator import (
+    BaseOperator,
+    BaseOperatorLink,
+    chain,
+    chain_linear,
+    cross_downstream,
+)
+from tradewind.sdk.connections import (
+    BaseHook,
+    Connection,
+)
+from tradewind.sdk.context import (
+    Context,
+    get_current_context,
+)
+from tradewind.sdk.dag import (
+    DAG,
+    dag,
+)
+from tradewind.sdk.decorators import (
+    setup,
+    task,
+    teardown,
+)
+from tradewind.sdk.edges import (
+    EdgeModifier,
+    Label,
+)
+from tradewind.sdk.mappedoperator import (
+    MappedOperator,
+)
+from tradewind.sdk.params import (
+    Param,
+    ParamsDict,
+)
+from tradewind.sdk.sensors.base import (
+    BaseSensorOperator,
+    PokeReturnValue,
+)
+from tradewind.sdk.taskgroup import (
+    TaskGroup,
+    task_group,
+)
+from tradewind.sdk.templater import (
+    literal,
+)
+from tradewind.sdk.trigger_rule import (
+    TriggerRule,
+)
+from tradewind.sdk.variables import (
+    Variable,
+)
+from tradewind.sdk.weight_rule import (
+    WeightRule,
+)
+from tradewind.sdk.xcom_arg import (
+    XComArg,
+)
+
+__all__ = [
+    "Asset",
+    "AssetAlias",
+    "AssetAll",
+    "AssetAny",
+    "BaseHook",
+    "BaseOperator",
+    "BaseOperatorLink",
+    "BaseSensorOperator",
+    "Connection",
+    "Context",
+    "DAG",
+    "EdgeModifier",
+    "Label",
+    "MappedOperator",
+    "Metadata",
+    "Param",
+    "ParamsDict",
+    "PokeReturnValue",
+    "TaskGroup",
+    "TriggerRule",
+    "Variable",
+    "WeightRule",
+    "XComArg",
+    "asset",
+    "chain",
+    "chain_linear",
+    "cross_downstream",
+    "dag",
+    "get_current_context",
+    "literal",
+    "setup",
+    "task",
+    "task_group",
+    "teardown",
+]
+
+
+class _ParsingContext:
+    """What `get_parsing_context()` returns: Tradewind always parses whole files, so both are None."""
+
+    dag_id: str | None = None
+    task_id: str | None = None
+
+
+def get_parsing_context() -> _ParsingContext:
+    """Airflow 3's parsing context (lets a file build only the DAG being run; Tradewind builds all)."""
+    return _ParsingContext()

@@ -1,0 +1,3 @@
+"""`airflow.sdk.bases`."""
+
+from __future__ import annotations

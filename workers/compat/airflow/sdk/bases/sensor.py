@@ -1,0 +1,15 @@
+"""`airflow.sdk.bases.sensor`."""
+
+from __future__ import annotations
+
+from tradewind.sdk.sensors.base import (
+    BaseSensorOperator,
+    PokeReturnValue,
+    poke_mode_only,
+)
+
+__all__ = [
+    "BaseSensorOperator",
+    "PokeReturnValue",
+    "poke_mode_only",
+]

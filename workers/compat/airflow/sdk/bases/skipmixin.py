@@ -1,0 +1,11 @@
+"""`airflow.sdk.bases.skipmixin`."""
+
+from __future__ import annotations
+
+from tradewind.sdk.operators.branch import (
+    SkipMixin,
+)
+
+__all__ = [
+    "SkipMixin",
+]

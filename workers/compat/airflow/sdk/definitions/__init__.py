@@ -1,0 +1,3 @@
+"""`airflow.sdk.definitions`."""
+
+from __future__ import annotations

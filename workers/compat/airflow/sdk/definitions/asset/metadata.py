@@ -1,0 +1,11 @@
+"""`airflow.sdk.definitions.asset.metadata`."""
+
+from __future__ import annotations
+
+from tradewind.sdk.assets import (
+    Metadata,
+)
+
+__all__ = [
+    "Metadata",
+]

@@ -1,0 +1,11 @@
+"""`airflow.sdk.definitions.connection`."""
+
+from __future__ import annotations
+
+from tradewind.sdk.connections import (
+    Connection,
+)
+
+__all__ = [
+    "Connection",
+]

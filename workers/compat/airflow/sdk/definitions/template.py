@@ -1,0 +1,11 @@
+"""`airflow.sdk.definitions.template`."""
+
+from __future__ import annotations
+
+from tradewind.sdk.templater import (
+    literal,
+)
+
+__all__ = [
+    "literal",
+]

@@ -1,0 +1,17 @@
+"""`airflow.sdk.exceptions`."""
+
+from __future__ import annotations
+
+from tradewind.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowRuntimeError,
+    AirflowSkipException,
+)
+
+__all__ = [
+    "AirflowException",
+    "AirflowFailException",
+    "AirflowRuntimeError",
+    "AirflowSkipException",
+]

@@ -1,0 +1,3 @@
+"""`airflow.sensors`."""
+
+from __future__ import annotations

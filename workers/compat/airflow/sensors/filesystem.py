@@ -1,0 +1,11 @@
+"""`airflow.sensors.filesystem`."""
+
+from __future__ import annotations
+
+from tradewind.sdk.sensors.filesystem import (
+    FileSensor,
+)
+
+__all__ = [
+    "FileSensor",
+]

@@ -1,0 +1,11 @@
+"""`airflow.sensors.python`."""
+
+from __future__ import annotations
+
+from tradewind.sdk.sensors.python import (
+    PythonSensor,
+)
+
+__all__ = [
+    "PythonSensor",
+]

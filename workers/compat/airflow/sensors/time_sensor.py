@@ -1,0 +1,13 @@
+"""`airflow.sensors.time_sensor`."""
+
+from __future__ import annotations
+
+from tradewind.sdk.sensors.time import (
+    TimeSensor,
+    TimeSensorAsync,
+)
+
+__all__ = [
+    "TimeSensor",
+    "TimeSensorAsync",
+]

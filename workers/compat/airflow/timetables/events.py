@@ -1,0 +1,11 @@
+"""`airflow.timetables.events`."""
+
+from __future__ import annotations
+
+from tradewind.sdk.timetables import (
+    EventsTimetable,
+)
+
+__all__ = [
+    "EventsTimetable",
+]

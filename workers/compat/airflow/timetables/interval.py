@@ -1,0 +1,13 @@
+"""`airflow.timetables.interval`."""
+
+from __future__ import annotations
+
+from tradewind.sdk.timetables import (
+    CronDataIntervalTimetable,
+    DeltaDataIntervalTimetable,
+)
+
+__all__ = [
+    "CronDataIntervalTimetable",
+    "DeltaDataIntervalTimetable",
+]

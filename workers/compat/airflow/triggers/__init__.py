@@ -1,0 +1,3 @@
+"""`airflow.triggers`."""
+
+from __future__ import annotations

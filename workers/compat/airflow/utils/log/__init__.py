@@ -1,0 +1,3 @@
+"""`airflow.utils.log`."""
+
+from __future__ import annotations
