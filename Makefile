@@ -1,7 +1,9 @@
 # Tradewind: `make run` serves the embedded platform, `make test` runs the whole suite.
 # Both create .venv and install pinned dependencies on a fresh machine.
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# Prefer the system's Python: sandboxed task processes run under other uids and must be able to read
+# the standard library (a Python under a private home directory, like pyenv's in /root, is unreadable).
+PYTHON ?= $(shell test -x /usr/bin/python3.11 && echo /usr/bin/python3.11 || command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=

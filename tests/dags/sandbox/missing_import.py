@@ -1,0 +1,3 @@
+import datetime
+
+import tradewind_no_such_module_xyz

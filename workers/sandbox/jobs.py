@@ -1,0 +1,171 @@
+"""The jobs a sandboxed child runs, once the sandbox is set up: this is where tenant code runs.
+
+Each job returns a JSON-able result that the child sends to its parent as {"done": result}. Nothing here raises
+for an error of tenant code: it becomes part of the result.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import traceback
+from collections.abc import Callable
+from types import FrameType, TracebackType
+from typing import Any
+
+from workers.sandbox.child import Channel, RpcClient
+
+
+def run(kind: str, payload: dict[str, Any], setup: dict[str, Any], channel: Channel) -> Any:
+    """Run one job of `kind` ("parse", "task", "trigger", "dag_callback")."""
+    from tradewind.sdk import execution
+
+    execution.set_client(RpcClient(channel))
+    job = _JOBS[kind]
+    if kind != "parse":
+        signal.signal(signal.SIGTERM, _raise_terminated)
+    return job(payload, _Bundle(setup))
+
+
+class _Bundle:
+    """The bundle root and how to show paths to the tenant (relative to the bundle, platform paths short)."""
+
+    def __init__(self, setup: dict[str, Any]) -> None:
+        self.root = setup["root"].rstrip("/")
+        self.memory_mb = setup["limits"]["memory_mb"]
+        self._hidden = sorted(
+            {p.rstrip("/") for p in setup["sys_path"] if p and p.rstrip("/") != self.root},
+            key=len,
+            reverse=True,
+        )
+
+    def path(self, file: str) -> str:
+        return os.path.join(self.root, file)
+
+    def describe(self, exc: BaseException, context: str) -> tuple[str, str]:
+        """(one-line message, traceback) for an exception raised by tenant code, paths made relative."""
+        try:
+            message = self._headline(exc, context)
+            tb = _first_frame_in(exc.__traceback__, self.root + "/")
+            text = "".join(traceback.format_exception(type(exc), exc, tb))
+            return self._relative(message), self._relative(text)
+        except MemoryError:
+            return f"{type(exc).__name__} {context} (and out of memory while formatting it)", ""
+
+    def _headline(self, exc: BaseException, context: str) -> str:
+        if isinstance(exc, SystemExit):
+            return f"sys.exit({exc.code!r}) was called {context}"
+        if isinstance(exc, KeyboardInterrupt):
+            return f"KeyboardInterrupt was raised {context}"
+        if isinstance(exc, MemoryError):
+            return f"MemoryError {context}: out of memory (memory limit {self.memory_mb} MB)"
+        detail = str(exc)
+        return f"{type(exc).__name__} {context}" + (f": {detail}" if detail else "")
+
+    def _relative(self, text: str) -> str:
+        text = text.replace(self.root + "/", "")
+        for prefix in self._hidden:
+            text = text.replace(f'File "{prefix}/', 'File "')
+        return text
+
+
+def _first_frame_in(tb: TracebackType | None, prefix: str) -> TracebackType | None:
+    """The traceback from the first frame in the bundle on (the sandbox's and importlib's frames are noise)."""
+    while tb is not None and not tb.tb_frame.f_code.co_filename.startswith(prefix):
+        tb = tb.tb_next
+    return tb
+
+
+def _import(bundle: _Bundle, file: str) -> list[Any]:
+    from tradewind.sdk.parsing import import_dag_file
+
+    return import_dag_file(bundle.path(file), root=bundle.root)
+
+
+def _parse(payload: dict[str, Any], bundle: _Bundle) -> dict[str, Any]:
+    from tradewind.sdk.serialization import serialize_dag
+
+    file = payload["file"]
+    try:
+        dags = _import(bundle, file)
+    except BaseException as exc:
+        message, text = bundle.describe(exc, f"while importing {file}")
+        return {"dags": [], "error": f"{message}\n{text}".rstrip()}
+    serialized = []
+    for dag in dags:
+        try:
+            data = serialize_dag(dag)
+        except BaseException as exc:
+            message, text = bundle.describe(exc, f"while serializing DAG {getattr(dag, 'dag_id', '?')!r}")
+            return {"dags": [], "error": f"{message}\n{text}".rstrip()}
+        serialized.append(data)
+    return {"dags": serialized, "error": None}
+
+
+def _find_dag(bundle: _Bundle, file: str, dag_id: str) -> tuple[Any, dict[str, Any] | None]:
+    """(the DAG, None) or (None, {"error", "traceback"}) when the file does not import or lacks the DAG."""
+    try:
+        dags = _import(bundle, file)
+    except BaseException as exc:
+        message, text = bundle.describe(exc, f"while importing {file}")
+        return None, {"error": message, "traceback": text}
+    for dag in dags:
+        if getattr(dag, "dag_id", None) == dag_id:
+            return dag, None
+    return None, {"error": f"DAG {dag_id!r} is not defined in {file}", "traceback": None}
+
+
+def _task(payload: dict[str, Any], bundle: _Bundle) -> dict[str, Any]:
+    from tradewind.sdk.execution import run_task
+
+    ti_info = payload["ti_info"]
+    dag, problem = _find_dag(bundle, payload["file"], ti_info["dag_id"])
+    if problem is not None:
+        return {"state": "failed", **problem}
+    try:
+        return run_task(dag, ti_info["task_id"], ti_info)
+    except BaseException as exc:  # run_task reports task errors itself; this is a failure of the runner
+        message, text = bundle.describe(exc, f"while running task {ti_info['task_id']!r}")
+        return {"state": "failed", "error": message, "traceback": text}
+
+
+def _trigger(payload: dict[str, Any], bundle: _Bundle) -> dict[str, Any]:
+    from tradewind.sdk.triggers import run_trigger
+
+    try:
+        return run_trigger(payload["classpath"], payload["kwargs"], payload["timeout_s"])
+    except BaseException as exc:
+        message, text = bundle.describe(exc, f"while running trigger {payload['classpath']}")
+        return {"error": f"{message}\n{text}".rstrip()}
+
+
+def _dag_callback(payload: dict[str, Any], bundle: _Bundle) -> dict[str, Any]:
+    from tradewind.sdk.execution import run_dag_callback
+
+    dag, problem = _find_dag(bundle, payload["file"], payload["dag_id"])
+    if problem is not None:
+        return problem
+    try:
+        result = run_dag_callback(dag, payload["kind"], payload["info"])
+    except BaseException as exc:
+        message, text = bundle.describe(exc, f"in the DAG's on_{payload['kind']} callback")
+        return {"error": message, "traceback": text}
+    if isinstance(result, dict):
+        return {"error": None, "traceback": None, **result}
+    return {"error": None, "traceback": None}
+
+
+def _raise_terminated(_signum: int, _frame: FrameType | None) -> None:
+    """SIGTERM (timeout or a kill by the platform) becomes an exception in the task, as in Airflow, so the
+    runner can call on_kill and the failure callbacks within the grace period."""
+    from tradewind.sdk.exceptions import AirflowTaskTerminated
+
+    raise AirflowTaskTerminated("Task received SIGTERM signal")
+
+
+_JOBS: dict[str, Callable[[dict[str, Any], _Bundle], Any]] = {
+    "parse": _parse,
+    "task": _task,
+    "trigger": _trigger,
+    "dag_callback": _dag_callback,
+}
