@@ -20,6 +20,10 @@ class TenantMiddleware:
     Anonymous users are sent to log in (the API answers 401); a tenant that does not exist and a tenant
     the user is not a member of both answer 404, so existence does not leak; a suspended tenant answers
     403 with a clear message. Requests outside `/t/` get `request.tenant = None`.
+
+    An API token (resolved earlier by ApiTokenMiddleware into `request.api_token`) only works in its own
+    tenant (any other slug answers 404), and the membership it acts with has the lesser of the member's
+    role and the token's cap.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -36,11 +40,19 @@ class TenantMiddleware:
             if is_api:
                 return JsonResponse({"detail": "Authentication credentials were not provided."}, status=401)
             return redirect_to_login(request.get_full_path())
+        token = getattr(request, "api_token", None)
         membership = (
             Membership.objects.select_related("tenant", "user")
             .filter(tenant__slug=match["slug"], user=request.user)
             .first()
         )
+        if membership is not None and token is not None:
+            if token.tenant_id != membership.tenant_id:
+                membership = None
+            else:
+                # The capped copy is never saved: it only answers permission questions for this request.
+                membership.role = min(membership.role, token.role_cap)
+                membership.via_token = token
         if membership is None:
             if is_api:
                 return JsonResponse({"detail": "Not found."}, status=404)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from django.db import models
 
 if TYPE_CHECKING:
+    from scheduler.models import Dag
     from tenants.models import Membership
 
 
@@ -59,7 +60,36 @@ MIN_ROLE: dict[str, Role] = {
 }
 
 
-def can(membership: Membership | None, action: str) -> bool:
-    """The one answer to "may this member do this?"; an unknown action is a programming error."""
+# The per-DAG grant (django-guardian codename on scheduler.Dag) each DAG-specific action needs when a
+# membership is narrowed to granted DAGs. Any grant on a DAG also lets its holder see the DAG.
+DAG_PERMS: dict[str, str] = {
+    "dag.view": "view_dag",
+    "run.view": "view_dag",
+    "log.view": "view_dag",
+    "dag.edit": "change_dag",
+    "run.trigger": "trigger_dag",
+    "run.clear": "trigger_dag",
+    "run.mark": "trigger_dag",
+    "run.delete": "trigger_dag",
+}
+
+
+def can(membership: Membership | None, action: str, dag: Dag | None = None) -> bool:
+    """The one answer to "may this member do this (to this DAG)?"; an unknown action is a programming error.
+
+    The role decides first; a membership with `grants_only` additionally needs a per-DAG grant for
+    DAG-specific actions on `dag` (grants narrow a role, they never add to it). Superusers get nothing
+    extra here: inside a tenant they act through their membership like anyone else.
+    """
     needed = MIN_ROLE[action]
-    return membership is not None and membership.role >= needed
+    if membership is None or membership.role < needed:
+        return False
+    if dag is None or action not in DAG_PERMS:
+        return True
+    if dag.tenant_id != membership.tenant_id:
+        return False
+    if not membership.grants_only:
+        return True
+    from tradewind.accounts.grants import has_dag_grant
+
+    return has_dag_grant(membership, dag, DAG_PERMS[action])

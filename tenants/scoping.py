@@ -17,6 +17,7 @@ from rest_framework import permissions, viewsets
 from rest_framework.request import Request
 
 from tenants.roles import can
+from tradewind.accounts.grants import filter_granted
 
 
 def _forbid_overrides(cls: type, names: set[str]) -> None:
@@ -34,22 +35,47 @@ class IsTenantMember(permissions.BasePermission):
         return True
 
 
+def dag_of(obj: Any, dag_field: str) -> Any:
+    """The DAG an object belongs to, following `dag_field` ("" means the object is the DAG)."""
+    for name in filter(None, dag_field.split("__")):
+        obj = getattr(obj, name)
+    return obj
+
+
 class HasAction(permissions.BasePermission):
-    """The member's role allows the view's action, as `view.required` maps it; unmapped actions fail."""
+    """The member's role allows the view's action, as `view.required` maps it; unmapped actions fail.
+
+    For views over DAG-bound rows (`view.dag_field` set), each object is also checked against the member's
+    per-DAG grants; a DAG the member may not even see answers 404, like another tenant's.
+    """
 
     message = "Your role in this tenant does not allow this action."
 
     def has_permission(self, request: Request, view: Any) -> bool:
+        if view.action is None:  # a method this route does not serve: DRF answers 405
+            return True
         action = view.required.get(view.action)
         if action is None:
             raise ImproperlyConfigured(f"{type(view).__name__}.required has no entry for {view.action!r}")
         return can(request.membership, action)
+
+    def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
+        dag_field = getattr(view, "dag_field", None)
+        if dag_field is None:
+            return True
+        dag = dag_of(obj, dag_field)
+        if not can(request.membership, "dag.view", dag):
+            raise Http404
+        return can(request.membership, view.required[view.action], dag)
 
 
 class TenantViewSet(viewsets.GenericViewSet):
     """Base for tenant API views: always this tenant's rows, always the membership checks."""
 
     required: dict[str, str] = {}  # view action -> matrix action, checked by HasAction
+    # Path from a row to its DAG ("" for Dag itself, "dag_run__dag" for task instances); set it on views
+    # over DAG-bound rows and members limited to granted DAGs see and touch only those, in SQL.
+    dag_field: str | None = None
     lookup_value_regex = "[^/]+"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -64,7 +90,10 @@ class TenantViewSet(viewsets.GenericViewSet):
         return [IsTenantMember(), HasAction(), *super().get_permissions()]
 
     def get_queryset(self) -> QuerySet:
-        return self.scope_queryset(self.queryset.model.objects.for_tenant(self.request.tenant))
+        qs = self.queryset.model.objects.for_tenant(self.request.tenant)
+        if self.dag_field is not None:
+            qs = filter_granted(self.request.membership, qs, "dag.view", self.dag_field)
+        return self.scope_queryset(qs)
 
     def scope_queryset(self, qs: QuerySet) -> QuerySet:
         """Narrow the tenant's rows further (filters, per-object grants)."""
@@ -90,6 +119,10 @@ class TenantView(View):
             raise PermissionDenied("Your role in this tenant does not allow this action.")
         return super().dispatch(request, *args, **kwargs)
 
-    def scoped(self, model: type[Model]) -> QuerySet:
-        """The tenant's rows of `model`: the only way these views reach tenant-owned data."""
-        return model.objects.for_tenant(self.request.tenant)
+    def scoped(self, model: type[Model], dag_field: str | None = None) -> QuerySet:
+        """The tenant's rows of `model`: the only way these views reach tenant-owned data. With `dag_field`
+        (the path from a row to its DAG, "" for Dag), only rows of DAGs the member may see."""
+        qs = model.objects.for_tenant(self.request.tenant)
+        if dag_field is not None:
+            qs = filter_granted(self.request.membership, qs, "dag.view", dag_field)
+        return qs

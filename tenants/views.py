@@ -39,11 +39,11 @@ class MembersView(TenantView):
         membership = get_object_or_404(self.scoped(Membership), pk=request.POST.get("membership"))
         try:
             if request.POST.get("op") == "remove":
-                services.remove_member(membership=membership)
+                services.remove_member(membership=membership, actor=request.actor, request=request)
                 messages.success(request, f"Removed {membership.user.username}.")
             else:
                 role = Role.from_name(request.POST.get("role", ""))
-                services.change_role(membership=membership, role=role)
+                services.change_role(membership=membership, role=role, actor=request.actor, request=request)
                 messages.success(request, f"{membership.user.username} is now {role.label}.")
         except (DomainError, ValueError) as error:
             messages.error(request, str(error))

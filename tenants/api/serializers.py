@@ -26,9 +26,37 @@ class MembershipSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Membership
-        fields = ["id", "username", "email", "role", "created_at"]
-        read_only_fields = ["id", "username", "email", "created_at"]
+        fields = ["id", "username", "email", "role", "grants_only", "created_at"]
+        read_only_fields = ["id", "username", "email", "grants_only", "created_at"]
 
 
 class RoleChangeSerializer(serializers.Serializer):
     role = RoleField()
+
+
+class MembershipChangeSerializer(serializers.Serializer):
+    """A member's role and/or whether their DAG rights are limited to granted DAGs."""
+
+    role = RoleField(required=False)
+    grants_only = serializers.BooleanField(required=False)
+
+
+class GrantSerializer(serializers.Serializer):
+    """The complete per-DAG grants of one member or tenant group (an empty list removes them)."""
+
+    dag_id = serializers.CharField(max_length=250)
+    username = serializers.CharField(required=False)
+    group = serializers.CharField(required=False)
+    perms = serializers.ListField(
+        child=serializers.ChoiceField(choices=["view_dag", "trigger_dag", "change_dag"]), allow_empty=True
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        if bool(attrs.get("username")) == bool(attrs.get("group")):
+            raise serializers.ValidationError("give exactly one of username or group")
+        return attrs
+
+
+class GroupSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    members = serializers.ListField(child=serializers.CharField(), required=False)
