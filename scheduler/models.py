@@ -51,6 +51,9 @@ class BundleVersion(TenantOwned):
     state = models.CharField(max_length=16, choices=State.choices, default=State.PARSING)
     validate_only = models.BooleanField(default=False)
     import_error_count = models.PositiveIntegerField(default=0)
+    # The DAGs this version defines: dag_id -> {"version": DagVersion id, "file": path in the bundle,
+    # "carried": True when its file failed to import and the previous active version's DAG version is kept}.
+    dags = models.JSONField(default=dict, blank=True)
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
@@ -140,7 +143,7 @@ class DagVersion(TenantOwned):
     number = models.PositiveIntegerField()
     hash = models.CharField(max_length=64)
     serialized = models.JSONField()
-    bundle_version = models.ForeignKey(BundleVersion, on_delete=models.PROTECT, related_name="dag_versions")
+    bundle_version = models.ForeignKey(BundleVersion, on_delete=models.RESTRICT, related_name="dag_versions")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -155,7 +158,7 @@ class DagRun(TenantOwned):
     """One run of a DAG, pinned to the DAG version it started with."""
 
     dag = models.ForeignKey(Dag, on_delete=models.CASCADE, related_name="runs")
-    dag_version = models.ForeignKey(DagVersion, on_delete=models.PROTECT, related_name="runs")
+    dag_version = models.ForeignKey(DagVersion, on_delete=models.RESTRICT, related_name="runs")
     run_id = models.CharField(max_length=250)
     run_type = models.CharField(max_length=16, choices=RunType.choices)
     state = models.CharField(max_length=16, choices=DagRunState.choices, default=DagRunState.QUEUED)

@@ -29,7 +29,10 @@ TRADEWIND_ENV = os.environ.get("TRADEWIND_ENV", "development").strip().lower()
 IS_PRODUCTION = TRADEWIND_ENV == "production"
 
 DATA_DIR = Path(os.environ.get("TRADEWIND_DATA_DIR") or BASE_DIR / "data").resolve()
+# Sandboxed tenant processes run under other uids: they may pass through the data directory to reach their
+# bundle (search permission), but may not list it or read the database, the keys or the logs.
 DATA_DIR.mkdir(parents=True, exist_ok=True)
+DATA_DIR.chmod(0o711)
 BUNDLE_ROOT = DATA_DIR / "bundles"
 LOG_ROOT = DATA_DIR / "logs"
 
@@ -75,8 +78,11 @@ INSTALLED_APPS = [
     "channels",
     "tradewind",
     "tradewind.accounts",
+    "tradewind.secrets",
+    "tradewind.audit",
     "tenants",
     "scheduler",
+    "workers",
     "frontend",
 ]
 
@@ -119,7 +125,11 @@ _SQLITE_OPTIONS = {
     "transaction_mode": "IMMEDIATE",
     "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
 }
-DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'tradewind.sqlite3'}"
+SQLITE_FILE = DATA_DIR / "tradewind.sqlite3"
+DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{SQLITE_FILE}"
+if not os.environ.get("DATABASE_URL"):
+    os.close(os.open(SQLITE_FILE, os.O_CREAT | os.O_WRONLY, 0o600))  # private before SQLite first opens it
+    SQLITE_FILE.chmod(0o600)
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -175,6 +185,15 @@ else:
 # Celery: a broker URL selects the Celery executor; without one the local executor runs tasks.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 TRADEWIND_EXECUTOR = "celery" if CELERY_BROKER_URL else "local"
+TRADEWIND_PARALLELISM = int(os.environ.get("TRADEWIND_PARALLELISM") or max(4, 2 * (os.cpu_count() or 1)))
+
+# Scheduler: lease length for HA takeover, the longest sleep between passes, when a queued task's message
+# counts as lost (sent again), and when a running task without heartbeats counts as dead (retried).
+TRADEWIND_LEASE_SECONDS = float(os.environ.get("TRADEWIND_LEASE_SECONDS", "15"))
+TRADEWIND_SCHEDULER_MAX_SLEEP = float(os.environ.get("TRADEWIND_SCHEDULER_MAX_SLEEP", "5"))
+TRADEWIND_QUEUED_TIMEOUT = float(os.environ.get("TRADEWIND_QUEUED_TIMEOUT", "300"))
+TRADEWIND_ZOMBIE_TIMEOUT = float(os.environ.get("TRADEWIND_ZOMBIE_TIMEOUT", "60"))
+TRADEWIND_HEARTBEAT_SECONDS = float(os.environ.get("TRADEWIND_HEARTBEAT_SECONDS", "5"))
 
 LOGGING = {
     "version": 1,
@@ -184,3 +203,73 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("TRADEWIND_LOG_LEVEL", "INFO")},
     "loggers": {"django.server": {"level": "WARNING"}},
 }
+
+# --- Task runner, task logs and `dags test` (workers/runner.py, workers/rpc.py, workers/logs.py) ---
+# Where task logs go: a dotted path to a workers.logs.LogStore subclass (the default writes files under
+# LOG_ROOT), and the largest XCom value a task may push, in bytes of its JSON form.
+TRADEWIND_LOG_STORE = os.environ.get("TRADEWIND_LOG_STORE", "workers.logs.LogStore")
+TRADEWIND_XCOM_MAX_BYTES = int(os.environ.get("TRADEWIND_XCOM_MAX_BYTES") or 1024 * 1024)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Security (issue 5): API tokens, login lockout, throttling, encrypted secrets, Vault, audit log.
+# ---------------------------------------------------------------------------------------------------------
+
+# Django's cache backs login lockout and API throttling: Redis (shared by every process) when REDIS_URL is
+# set, this process's memory otherwise (embedded mode runs one web process).
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "tradewind",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Bearer tokens are resolved before the tenant is bound, so TenantMiddleware sees the token's user and cap.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("tenants.middleware.TenantMiddleware"),
+    "tradewind.accounts.middleware.ApiTokenMiddleware",
+)
+AUTHENTICATION_BACKENDS = [
+    "tradewind.accounts.backends.LockoutBackend"
+    if path == "django.contrib.auth.backends.ModelBackend"
+    else path
+    for path in AUTHENTICATION_BACKENDS
+]
+REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
+    "tradewind.accounts.authentication.BearerTokenAuthentication",
+    *REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"],
+]
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["tradewind.accounts.throttling.TokenRateThrottle"]
+
+TRADEWIND_TOKEN_RATE = os.environ.get("TRADEWIND_TOKEN_RATE", "600/min")  # per token, DRF's rate syntax
+TRADEWIND_TOKEN_USED_AUDIT_SECONDS = int(os.environ.get("TRADEWIND_TOKEN_USED_AUDIT_SECONDS", "60"))
+TRADEWIND_LOGIN_MAX_FAILURES = int(os.environ.get("TRADEWIND_LOGIN_MAX_FAILURES", "5"))
+TRADEWIND_LOGIN_LOCKOUT_SECONDS = int(os.environ.get("TRADEWIND_LOGIN_LOCKOUT_SECONDS", "900"))
+TRADEWIND_MASK_MIN_LENGTH = int(os.environ.get("TRADEWIND_MASK_MIN_LENGTH", "5"))
+
+# Per-tenant data keys are wrapped by the platform Fernet keys ("fernet") or by Vault transit ("vault").
+TRADEWIND_KEY_WRAPPER = os.environ.get("TRADEWIND_KEY_WRAPPER", "fernet").strip().lower()
+TRADEWIND_VAULT_URL = os.environ.get("TRADEWIND_VAULT_URL", "")
+TRADEWIND_VAULT_TOKEN = os.environ.get("TRADEWIND_VAULT_TOKEN", "")
+TRADEWIND_VAULT_KV_MOUNT = os.environ.get("TRADEWIND_VAULT_KV_MOUNT", "secret")
+TRADEWIND_VAULT_PATH_PREFIX = os.environ.get("TRADEWIND_VAULT_PATH_PREFIX", "tradewind/{tenant}")
+TRADEWIND_VAULT_CACHE_TTL = float(os.environ.get("TRADEWIND_VAULT_CACHE_TTL", "30"))
+TRADEWIND_VAULT_TIMEOUT = float(os.environ.get("TRADEWIND_VAULT_TIMEOUT", "5"))
+TRADEWIND_VAULT_TRANSIT_MOUNT = os.environ.get("TRADEWIND_VAULT_TRANSIT_MOUNT", "transit")
+TRADEWIND_VAULT_TRANSIT_KEY = os.environ.get("TRADEWIND_VAULT_TRANSIT_KEY", "tradewind")
+if TRADEWIND_KEY_WRAPPER not in {"fernet", "vault"}:
+    raise ImproperlyConfigured("TRADEWIND_KEY_WRAPPER must be fernet or vault")
+if TRADEWIND_KEY_WRAPPER == "vault" and not TRADEWIND_VAULT_URL:
+    raise ImproperlyConfigured("TRADEWIND_VAULT_URL must be set when TRADEWIND_KEY_WRAPPER=vault")
+
+# Audit retention: entries older than this many days are archived (0 keeps everything) by `audit archive`;
+# checkpoints are signed with TRADEWIND_AUDIT_SIGNING_KEY (default: derived from SECRET_KEY).
+TRADEWIND_AUDIT_RETENTION_DAYS = int(os.environ.get("TRADEWIND_AUDIT_RETENTION_DAYS", "0"))
+TRADEWIND_AUDIT_ARCHIVE_DIR = Path(
+    os.environ.get("TRADEWIND_AUDIT_ARCHIVE_DIR") or DATA_DIR / "audit-archive"
+)
+TRADEWIND_AUDIT_SIGNING_KEY = os.environ.get("TRADEWIND_AUDIT_SIGNING_KEY", "")

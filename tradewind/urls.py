@@ -7,10 +7,15 @@ from tradewind.health import health
 
 tenant_api = [
     path("", include("tenants.api.urls")),
+    path("", include("tradewind.accounts.api.urls")),
+    path("", include("tradewind.secrets.api.urls")),
+    path("", include("tradewind.audit.api.urls")),
 ]
 
 tenant_urls = [
     path("", include("tenants.urls")),
+    path("", include("tradewind.accounts.tenant_urls")),
+    path("", include("tradewind.secrets.urls")),
     path("api/v1/", include(tenant_api)),
 ]
 

@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
+from scheduler.bundles import load_demo_bundle
 from tenants import services
 from tenants.models import Tenant
 from tenants.roles import Role
@@ -28,6 +29,7 @@ class Command(BaseCommand):
     def handle(self, *args: object, host: str, port: int, **options: object) -> None:
         call_command("migrate", interactive=False, verbosity=0)
         password = ensure_demo()
+        self._load_demo_dags()
         url = f"http://{host}:{port}/"
         self.stdout.write(f"Tradewind is running at {url}")
         if password:
@@ -40,6 +42,17 @@ class Command(BaseCommand):
         self.stdout.flush()
         config = uvicorn.Config("tradewind.asgi:application", host=host, port=port, lifespan="off")
         uvicorn.Server(config).run()
+
+    def _load_demo_dags(self) -> None:
+        """First start only: the demo tenant gets our example DAG repository. A failure is reported but does
+        not keep the platform from starting."""
+        try:
+            result = load_demo_bundle(Tenant.objects.get(slug=DEMO_TENANT))
+        except Exception as exc:  # the demo is a convenience; the platform must come up regardless
+            self.stderr.write(f"The example DAGs could not be loaded into the demo tenant: {exc}")
+            return
+        if result is not None:
+            self.stdout.write(f"Loaded {len(result.dags)} example DAGs into the {DEMO_TENANT!r} tenant.")
 
 
 @transaction.atomic

@@ -1,0 +1,352 @@
+"""`manage.py bench`: run a workload through the real scheduler and executor and measure it.
+
+A bench tenant is created, the workload deployed as a DAG repository, the real scheduler started as its
+own process (with the local executor, or with Celery workers as separate processes), one run triggered and
+awaited; the figures come from the database's timestamps, memory from the processes' /proc entries.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+
+ROOT = Path(settings.BASE_DIR)
+
+HEADER = """\
+import pendulum
+from airflow import DAG
+from airflow.operators.python import PythonOperator
+from airflow.operators.bash import BashOperator
+
+
+def noop():
+    return None
+
+"""
+
+
+def _chain_100() -> dict[str, str]:
+    body = HEADER + textwrap.dedent(
+        """\
+        with DAG("chain_100", schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False):
+            previous = None
+            for i in range(100):
+                task = PythonOperator(task_id=f"t{i:03d}", python_callable=noop)
+                if previous is not None:
+                    previous >> task
+                previous = task
+        """
+    )
+    return {"chain_100.py": body}
+
+
+def _fanout_500() -> dict[str, str]:
+    body = HEADER + textwrap.dedent(
+        """\
+        with DAG("fanout_500", schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+                 catchup=False, max_active_tasks=1000):
+            start = PythonOperator(task_id="start", python_callable=noop)
+            end = PythonOperator(task_id="end", python_callable=noop)
+            middle = [PythonOperator(task_id=f"m{i:03d}", python_callable=noop) for i in range(500)]
+            start >> middle >> end
+        """
+    )
+    return {"fanout_500.py": body}
+
+
+def _bash_50() -> dict[str, str]:
+    body = HEADER + textwrap.dedent(
+        """\
+        with DAG("bash_50", schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+                 catchup=False, max_active_tasks=100):
+            [BashOperator(task_id=f"b{i:02d}", bash_command="true") for i in range(50)]
+        """
+    )
+    return {"bash_50.py": body}
+
+
+def parse_files(n_files: int = 200, n_tasks: int = 20) -> dict[str, str]:
+    """n_files DAG files of n_tasks chained PythonOperator tasks each."""
+    files = {}
+    for f in range(n_files):
+        files[f"dag_{f:03d}.py"] = HEADER + textwrap.dedent(
+            f"""\
+            with DAG("parse_{f:03d}", schedule="@daily", start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+                     catchup=False, tags=["bench"]):
+                tasks = [PythonOperator(task_id=f"t{{i:02d}}", python_callable=noop) for i in range({n_tasks})]
+                for upstream, downstream in zip(tasks, tasks[1:]):
+                    upstream >> downstream
+            """
+        )
+    return files
+
+
+RUN_WORKLOADS: dict[str, Callable[[], dict[str, str]]] = {
+    "chain_100": _chain_100,
+    "fanout_500": _fanout_500,
+    "bash_50": _bash_50,
+}
+WORKLOADS = [*RUN_WORKLOADS, "parse_200"]
+
+
+class MemorySampler:
+    """Samples the peak resident memory (PSS where the kernel gives it) of process trees."""
+
+    def __init__(self, roots: list[int]) -> None:
+        self.roots = roots
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            total = sum(tree_memory_kb(pid) for pid in self.roots) / 1024
+            self.peak_mb = max(self.peak_mb, total)
+            self._stop.wait(0.05)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
+def tree_memory_kb(pid: int) -> int:
+    """PSS (or RSS) of a process and all its descendants, in kB."""
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        total += _process_memory_kb(current)
+        stack += _children(current)
+    return total
+
+
+def _process_memory_kb(pid: int) -> int:
+    for path, key in ((f"/proc/{pid}/smaps_rollup", "Pss:"), (f"/proc/{pid}/status", "VmRSS:")):
+        try:
+            for line in Path(path).read_text().splitlines():
+                if line.startswith(key):
+                    return int(line.split()[1])
+        except OSError:
+            continue
+    return 0
+
+
+@dataclass
+class BenchProcesses:
+    scheduler: subprocess.Popen
+    workers: list[subprocess.Popen]
+
+    def stop(self) -> None:
+        for process in [self.scheduler, *self.workers]:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in [self.scheduler, *self.workers]:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    handle = log.open("ab")
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=ROOT,
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def start_processes(tenant_slug: str, executor: str, workers: int, log_dir: Path) -> BenchProcesses:
+    """The real scheduler process, and with Celery the worker processes, as separate OS processes."""
+    env = dict(os.environ)
+    if executor == "local":
+        env.pop("CELERY_BROKER_URL", None)
+    elif not settings.CELERY_BROKER_URL:
+        raise RuntimeError("--executor celery needs CELERY_BROKER_URL")
+    worker_processes = []
+    if executor == "celery":
+        concurrency = max(1, (os.cpu_count() or 1) * 2 // max(workers, 1))
+        for n in range(workers):
+            worker_processes.append(
+                _spawn(
+                    [
+                        "worker",
+                        "--tenants",
+                        tenant_slug,
+                        "--concurrency",
+                        str(concurrency),
+                        "--hostname",
+                        f"bench{n}-{uuid.uuid4().hex[:6]}@%h",
+                        "--loglevel",
+                        "WARNING",
+                    ],
+                    env,
+                    log_dir / f"worker{n}.log",
+                )
+            )
+    scheduler = _spawn(["scheduler"], env, log_dir / "scheduler.log")
+    return BenchProcesses(scheduler=scheduler, workers=worker_processes)
+
+
+def hop_latencies_ms(run) -> list[float]:
+    """For every task with upstreams: its start minus the latest end of its upstream tasks, in ms."""
+    tasks = {task["task_id"]: task for task in run.dag_version.serialized["tasks"]}
+    ends: dict[str, datetime] = {}
+    starts: dict[str, datetime] = {}
+    for ti in run.task_instances.all():
+        if ti.end_date:
+            ends[ti.task_id] = max(ends.get(ti.task_id, ti.end_date), ti.end_date)
+        if ti.start_date:
+            starts[ti.task_id] = min(starts.get(ti.task_id, ti.start_date), ti.start_date)
+    hops = []
+    for task_id, started in starts.items():
+        upstream_ends = [ends[u] for u in tasks[task_id].get("upstream_task_ids", []) if u in ends]
+        if upstream_ends:
+            hops.append((started - max(upstream_ends)).total_seconds() * 1000)
+    return hops
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))], 1)
+
+
+def run_bench(
+    *, workload: str | None, dag_file: Path | None, executor: str, workers: int, timeout_s: float = 900
+) -> dict[str, object]:
+    """Deploy, run and measure one workload; always removes the bench tenant."""
+    from scheduler import bundles, services
+    from scheduler.models import Dag, DagRun
+    from scheduler.states import RUN_FINISHED, RunType
+    from scheduler.wakeup import notify
+    from tenants import services as tenant_services
+    from tradewind.accounts.actors import Actor
+
+    slug = f"bench-{uuid.uuid4().hex[:8]}"
+    tenant = tenant_services.create_tenant(
+        slug=slug,
+        name="Benchmark",
+        max_active_tasks=10_000,
+        max_active_runs=100,
+        max_dags=10_000,
+        max_bundle_bytes=1 << 30,
+    )
+    actor = Actor.system("bench")
+    try:
+        with tempfile.TemporaryDirectory(prefix="tradewind-bench-") as tmp:
+            source = Path(tmp) / "repo"
+            source.mkdir()
+            if workload == "parse_200":
+                return _bench_parse(tenant, actor, source)
+            files = {dag_file.name: dag_file.read_text()} if dag_file else RUN_WORKLOADS[workload]()
+            for name, text in files.items():
+                (source / name).write_text(text)
+            result = bundles.upload_bundle(tenant=tenant, actor=actor, source=source, bundle_name="bench")
+            if result.import_errors or len(result.dags) != 1:
+                raise RuntimeError(
+                    f"the workload must define exactly one DAG: {result.import_errors or result.dags}"
+                )
+            dag = Dag.objects.get(tenant=tenant, dag_id=result.dags[0])
+            Dag.objects.filter(pk=dag.pk).update(is_paused=False)
+            processes = start_processes(slug, executor, workers, Path(tmp))
+            try:
+                time.sleep(1.0)  # let the scheduler and workers connect before the clock starts
+                with (
+                    MemorySampler([processes.scheduler.pid]) as sched_mem,
+                    MemorySampler([p.pid for p in processes.workers]) as worker_mem,
+                ):
+                    triggered = timezone.now()
+                    run = services.create_dag_run(
+                        tenant=tenant,
+                        dag=dag,
+                        actor=actor,
+                        run_type=RunType.MANUAL,
+                        logical_date=triggered,
+                        data_interval=(triggered, triggered),
+                    )
+                    notify(tenant.pk)
+                    deadline = time.monotonic() + timeout_s
+                    while DagRun.objects.get(pk=run.pk).state not in RUN_FINISHED:
+                        if time.monotonic() > deadline:
+                            raise RuntimeError(f"the run did not finish within {timeout_s:.0f} s")
+                        if processes.scheduler.poll() is not None:
+                            raise RuntimeError("the scheduler process exited; see its log")
+                        time.sleep(0.05)
+            finally:
+                processes.stop()
+            run = DagRun.objects.get(pk=run.pk)
+            tis = list(run.task_instances.all())
+            wall = (run.end_date - triggered).total_seconds()
+            hops = hop_latencies_ms(run)
+            return {
+                "workload": workload or dag_file.name,
+                "executor": executor,
+                "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
+                "state": run.state,
+                "wall_s": round(wall, 3),
+                "tasks": len(tis),
+                "tasks_per_s": round(len(tis) / wall, 1) if wall > 0 else None,
+                "hop_p50_ms": _percentile(hops, 0.5),
+                "hop_p95_ms": _percentile(hops, 0.95),
+                "scheduler_rss_mb": round(sched_mem.peak_mb, 1),
+                "worker_rss_mb": round(worker_mem.peak_mb, 1) if processes.workers else None,
+            }
+    finally:
+        tenant.delete()
+
+
+def _bench_parse(tenant, actor, source: Path) -> dict[str, object]:
+    from scheduler import bundles
+
+    for name, text in parse_files().items():
+        (source / name).write_text(text)
+    started = time.perf_counter()
+    cold = bundles.upload_bundle(tenant=tenant, actor=actor, source=source, bundle_name="bench")
+    cold_s = time.perf_counter() - started
+    changed = source / "dag_000.py"
+    changed.write_text(changed.read_text() + "\n# changed\n")
+    started = time.perf_counter()
+    bundles.upload_bundle(tenant=tenant, actor=actor, source=source, bundle_name="bench")
+    reparse_s = time.perf_counter() - started
+    return {
+        "workload": "parse_200",
+        "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
+        "files": 200,
+        "dags": len(cold.dags),
+        "import_errors": len(cold.import_errors),
+        "cold_parse_s": round(cold_s, 3),
+        "reparse_one_changed_s": round(reparse_s, 3),
+    }

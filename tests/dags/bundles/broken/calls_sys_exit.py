@@ -1,0 +1,4 @@
+# An airflow DAG file that exits the interpreter.
+import sys
+
+sys.exit(3)

@@ -1,0 +1,3 @@
+# An airflow DAG file that never finishes importing.
+while True:
+    pass

@@ -1,0 +1,2 @@
+import tradewind_no_such_module_anywhere
+from airflow import DAG

@@ -1,0 +1,269 @@
+"""The parent's answers to a sandboxed task: XCom rules and limits, secrets with masking and audit, other
+runs and DAGs — always within the task's own tenant."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import pytest
+
+from scheduler.models import DagRun, TaskInstance, XCom
+from scheduler.states import DagRunState, TIState, transition
+from tests.factories import make_dag_version
+from tests.runner.conftest import ACTOR, start, start_run
+from tradewind.audit.models import AuditEntry
+from tradewind.sdk import DAG, Param, TaskGroup
+from tradewind.sdk.exceptions import AirflowException, DagNotFound
+from tradewind.sdk.operators.empty import EmptyOperator
+from tradewind.secrets import services as secrets
+from tradewind.secrets.masking import Masker
+from workers.rpc import ParseRpcHandler, TaskRpcHandler
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def sdk_dag(dag_id: str = "producer") -> DAG:
+    with DAG(dag_id, schedule=None, start_date=datetime(2024, 1, 1)) as dag:
+        first = EmptyOperator(task_id="first")
+        with TaskGroup("group"):
+            inner = EmptyOperator(task_id="inner")
+            with TaskGroup("nested"):
+                deep = EmptyOperator(task_id="deep")
+        first >> inner >> deep
+    return dag
+
+
+def handler_for(tenant, dag_id: str = "producer", *, secrets_tenant=None) -> TaskRpcHandler:
+    """A handler for the running first task of a new run of `dag_id` in `tenant`."""
+    make_dag_version(tenant, sdk_dag(dag_id))
+    run = start_run(tenant, dag_id)
+    ti = TaskInstance.objects.select_related("dag_run__dag").get(pk=start(run, "first").pk)
+    return TaskRpcHandler(
+        ti=ti, masker=Masker(), secrets_tenant_id=secrets_tenant.pk if secrets_tenant is not None else None
+    )
+
+
+# --- XCom -------------------------------------------------------------------------------------------------
+
+
+def test_push_stores_json_with_its_size_and_pull_returns_rows_in_order(tenant):
+    handler = handler_for(tenant)
+    handler("xcom_push", {"key": "return_value", "value": {"rows": [1, 2, 3]}})
+    handler("xcom_push", {"key": "return_value", "value": {"rows": [4]}})  # a second push replaces
+    row = XCom.objects.get(dag_run=handler.ti.dag_run, task_id="first", key="return_value")
+    assert row.value == {"rows": [4]} and row.size_bytes == len('{"rows":[4]}')
+    XCom.objects.create(
+        tenant=tenant, dag_run=handler.ti.dag_run, task_id="group.inner", map_index=1, key="k", value="b"
+    )
+    XCom.objects.create(
+        tenant=tenant, dag_run=handler.ti.dag_run, task_id="group.inner", map_index=0, key="k", value="a"
+    )
+    run = handler.ti.dag_run
+    pull = {"dag_id": "producer", "run_id": run.run_id, "key": "k"}
+    assert handler("xcom_pull", {**pull, "task_ids": ["group.inner"], "map_indexes": None}) == [
+        {"task_id": "group.inner", "map_index": 0, "value": "a"},
+        {"task_id": "group.inner", "map_index": 1, "value": "b"},
+    ]
+    assert handler("xcom_pull", {**pull, "task_ids": ["group.inner"], "map_indexes": [1]}) == [
+        {"task_id": "group.inner", "map_index": 1, "value": "b"}
+    ]
+    assert handler("xcom_pull", {**pull, "task_ids": ["nobody"], "map_indexes": None}) == []
+
+
+def test_push_above_the_size_limit_is_refused_naming_task_key_and_size(tenant, settings):
+    settings.TRADEWIND_XCOM_MAX_BYTES = 100
+    handler = handler_for(tenant)
+    with pytest.raises(ValueError) as refused:
+        handler("xcom_push", {"key": "big", "value": "x" * 200})
+    message = str(refused.value)
+    assert "'big'" in message and "producer.first" in message
+    assert (
+        "202 bytes" in message and "limit of 100 bytes" in message and "TRADEWIND_XCOM_MAX_BYTES" in message
+    )
+    assert not XCom.objects.filter(key="big").exists()
+    handler("xcom_push", {"key": "small", "value": "x" * 90})
+    assert XCom.objects.filter(key="small").exists()
+
+
+def test_push_of_nan_is_refused(tenant):
+    handler = handler_for(tenant)
+    with pytest.raises(ValueError, match="not valid JSON"):
+        handler("xcom_push", {"key": "ratio", "value": math.nan})
+
+
+def test_push_from_a_try_that_is_no_longer_running_is_refused(tenant):
+    handler = handler_for(tenant)
+    ti = TaskInstance.objects.get(pk=handler.ti.pk)
+    assert transition(ti, TIState.SUCCESS)
+    with pytest.raises(RuntimeError, match="no longer running"):
+        handler("xcom_push", {"key": "late", "value": 1})
+
+
+def test_pull_never_reads_another_tenants_run_even_with_the_same_ids(tenant, other_tenant):
+    victim = handler_for(other_tenant)
+    victim("xcom_push", {"key": "return_value", "value": "other tenant's secret"})
+    victim_run = victim.ti.dag_run
+    mine = handler_for(tenant)  # same dag_id "producer" in my tenant
+    pull = {
+        "dag_id": "producer",
+        "run_id": victim_run.run_id,
+        "task_ids": ["first"],
+        "key": "return_value",
+        "map_indexes": None,
+    }
+    if victim_run.run_id != mine.ti.dag_run.run_id:
+        assert mine("xcom_pull", pull) == []
+    mine("xcom_push", {"key": "return_value", "value": "mine"})
+    rows = mine("xcom_pull", {**pull, "run_id": mine.ti.dag_run.run_id})
+    assert rows == [{"task_id": "first", "map_index": -1, "value": "mine"}]
+
+
+# --- secrets ---------------------------------------------------------------------------------------------
+
+
+def test_connection_and_sensitive_variable_are_masked_and_audited(tenant):
+    secrets.set_connection(
+        tenant=tenant,
+        actor=ACTOR,
+        fields={
+            "conn_id": "warehouse",
+            "conn_type": "postgres",
+            "host": "db",
+            "login": "etl",
+            "password": "pa55-word-xyz",
+            "extra": '{"api_token": "tok-98765"}',
+        },
+    )
+    secrets.set_variable(tenant=tenant, actor=ACTOR, key="partner_api_key", value="key-abcdef")
+    secrets.set_variable(tenant=tenant, actor=ACTOR, key="region", value="eu-west-1")
+    handler = handler_for(tenant)
+    conn = handler("get_connection", {"conn_id": "warehouse"})
+    assert conn["password"] == "pa55-word-xyz" and conn["login"] == "etl"
+    assert handler("get_variable", {"key": "partner_api_key"}) == "key-abcdef"
+    assert handler("get_variable", {"key": "region"}) == "eu-west-1"
+    text = "pa55-word-xyz tok-98765 key-abcdef eu-west-1"
+    assert handler.masker.mask(text) == "*** *** *** eu-west-1"
+    reads = AuditEntry.objects.filter(chain=tenant.pk, action="secret.read")
+    assert {entry.detail["name"] for entry in reads} >= {"warehouse", "partner_api_key", "region"}
+    assert all("producer.first" in entry.actor_label for entry in reads)
+    assert handler("get_connection", {"conn_id": "nope"}) is None
+    assert handler("get_variable", {"key": "nope"}) is None
+
+
+def test_secrets_of_another_tenant_are_invisible(tenant, other_tenant):
+    secrets.set_variable(tenant=other_tenant, actor=ACTOR, key="their_secret", value="not-yours-123")
+    handler = handler_for(tenant)
+    assert handler("get_variable", {"key": "their_secret"}) is None
+    assert handler("get_connection", {"conn_id": "their_secret"}) is None
+
+
+def test_secrets_tenant_answers_secrets_while_the_rest_stays_in_the_tasks_tenant(tenant, other_tenant):
+    secrets.set_variable(tenant=other_tenant, actor=ACTOR, key="db_password", value="from-the-real-tenant")
+    handler = handler_for(tenant, secrets_tenant=other_tenant)
+    assert handler("get_variable", {"key": "db_password"}) == "from-the-real-tenant"
+    assert handler.masker.mask("from-the-real-tenant") == "***"
+    handler("set_variable", {"key": "written", "value": "v"})
+    assert secrets.get_variable(tenant=other_tenant, key="written") == "v"
+    assert (
+        handler("get_dag_run_state", {"dag_id": "producer", "run_id": handler.ti.dag_run.run_id}) == "running"
+    )
+
+
+def test_mask_secret_masks_from_then_on(tenant):
+    handler = handler_for(tenant)
+    handler("mask_secret", {"value": "generated-token-42"})
+    assert handler.masker.mask("use generated-token-42") == "use ***"
+
+
+# --- other runs and DAGs ---------------------------------------------------------------------------------
+
+
+def test_trigger_creates_a_run_in_the_same_tenant_once(tenant):
+    handler = handler_for(tenant)
+    make_dag_version(tenant, sdk_dag("target"))
+    args = {
+        "dag_id": "target",
+        "run_id": "from_task",
+        "conf": {"n": 1},
+        "logical_date": None,
+        "reset_dag_run": False,
+    }
+    result = handler("trigger_dag_run", args)
+    assert result["run_id"] == "from_task" and result["already_exists"] is False
+    run = DagRun.objects.get(tenant=tenant, dag__dag_id="target", run_id="from_task")
+    assert run.conf == {"n": 1} and run.run_type == "manual"
+    again = handler("trigger_dag_run", args)
+    assert again["already_exists"] is True and again["run_id"] == "from_task"
+    reset = handler("trigger_dag_run", {**args, "reset_dag_run": True, "conf": {"n": 2}})
+    assert reset["already_exists"] is False
+    assert DagRun.objects.get(tenant=tenant, dag__dag_id="target", run_id="from_task").conf == {"n": 2}
+
+
+def test_trigger_of_an_unknown_or_other_tenants_dag_is_refused(tenant, other_tenant):
+    make_dag_version(other_tenant, sdk_dag("their_dag"))
+    handler = handler_for(tenant)
+    args = {"run_id": None, "conf": {}, "logical_date": None, "reset_dag_run": False}
+    with pytest.raises(DagNotFound, match="their_dag"):
+        handler("trigger_dag_run", {"dag_id": "their_dag", **args})
+    with pytest.raises(DagNotFound):
+        handler("trigger_dag_run", {"dag_id": "no_such_dag", **args})
+    assert not DagRun.objects.filter(dag__dag_id="their_dag").exists()
+
+
+def test_trigger_with_conf_refused_by_params_is_an_airflow_exception(tenant):
+    with DAG(
+        "strict", schedule=None, start_date=datetime(2024, 1, 1), params={"n": Param(1, type="integer")}
+    ) as strict:
+        EmptyOperator(task_id="only")
+    make_dag_version(tenant, strict)
+    handler = handler_for(tenant)
+    with pytest.raises(AirflowException):
+        handler(
+            "trigger_dag_run",
+            {
+                "dag_id": "strict",
+                "run_id": None,
+                "conf": {"n": "not a number"},
+                "logical_date": None,
+                "reset_dag_run": False,
+            },
+        )
+
+
+def test_run_state_and_counts_see_only_the_tasks_tenant(tenant, other_tenant):
+    theirs = handler_for(other_tenant)
+    mine = handler_for(tenant)
+    run = mine.ti.dag_run
+    assert mine("get_dag_run_state", {"dag_id": "producer", "run_id": run.run_id}) == DagRunState.RUNNING
+    assert mine("get_dag_run_state", {"dag_id": "producer", "run_id": "nope"}) is None
+    if theirs.ti.dag_run.run_id != run.run_id:
+        assert mine("get_dag_run_state", {"dag_id": "producer", "run_id": theirs.ti.dag_run.run_id}) is None
+    dates = [run.logical_date.isoformat()]
+    count = {"dag_id": "producer", "logical_dates": dates}
+    assert mine("count_dag_runs", {**count, "states": ["running"]}) == 1
+    assert mine("count_dag_runs", {**count, "states": ["success"]}) == 0
+    tasks = {**count, "task_group_id": None}
+    assert mine("count_task_states", {**tasks, "task_ids": ["first"], "states": ["running"]}) == 1
+    assert mine("count_task_states", {**tasks, "task_ids": None, "states": ["running", "none", None]}) == 3
+    group = {**count, "task_ids": None, "task_group_id": "group"}
+    assert mine("count_task_states", {**group, "states": [None, "none"]}) == 2  # inner and nested.deep
+
+
+def test_unknown_requests_and_bad_arguments_are_errors(tenant):
+    handler = handler_for(tenant)
+    with pytest.raises(ValueError, match="unknown request 'drop_tables'"):
+        handler("drop_tables", {})
+    with pytest.raises(TypeError):
+        handler("xcom_push", {"key": "k", "value": 1, "tenant_id": 99})
+    with pytest.raises(TypeError):
+        handler("get_variable", {"key": 5})
+
+
+def test_parse_handler_answers_only_secret_lookups(tenant):
+    secrets.set_variable(tenant=tenant, actor=ACTOR, key="env", value="prod")
+    handler = ParseRpcHandler(tenant_id=tenant.pk)
+    assert handler("get_variable", {"key": "env"}) == "prod"
+    assert handler("get_connection", {"conn_id": "none_here"}) is None
+    with pytest.raises(RuntimeError, match="not available while a DAG file is being parsed"):
+        handler("xcom_push", {"key": "k", "value": 1})

@@ -1,0 +1,98 @@
+"""Executors: where queued task instances go to run. Local thread pool (embedded) or Celery queues."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QueuedTask:
+    """What an executor needs to run one try: ids only, never models or secrets."""
+
+    tenant_id: int
+    tenant_slug: str
+    ti_id: int
+    try_number: int
+    queue: str = "default"
+    priority_weight: int = 1
+
+
+class Executor(Protocol):
+    def submit(self, tasks: list[QueuedTask]) -> None: ...
+
+    def free_slots(self) -> int | None:
+        """How many more tasks it can start now; None: no local limit (Celery workers have their own)."""
+
+    def shutdown(self, wait: bool = True) -> None: ...
+
+
+class LocalExecutor:
+    """Runs task instances on a pool of threads in this process, each driving one sandboxed child."""
+
+    def __init__(self, parallelism: int | None = None) -> None:
+        self.parallelism = parallelism or settings.TRADEWIND_PARALLELISM
+        self._pool = ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="task")
+        self._busy = 0
+        self._lock = threading.Lock()
+
+    def submit(self, tasks: list[QueuedTask]) -> None:
+        for task in tasks:
+            with self._lock:
+                self._busy += 1
+            self._pool.submit(self._run, task)
+
+    def free_slots(self) -> int:
+        with self._lock:
+            return max(self.parallelism - self._busy, 0)
+
+    def _run(self, task: QueuedTask) -> None:
+        from workers.runner import run_task_instance
+
+        try:
+            close_old_connections()
+            run_task_instance(tenant_id=task.tenant_id, ti_id=task.ti_id, try_number=task.try_number)
+        except Exception:  # the runner records task failures itself; this is an infrastructure fault
+            logger.exception("local executor: running a task instance failed", extra={"ti_id": task.ti_id})
+        finally:
+            connection.close()
+            with self._lock:
+                self._busy -= 1
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+
+
+class CeleryExecutor:
+    """Sends each task instance to its tenant's Celery queue, `tenant.<slug>.<queue>`."""
+
+    def submit(self, tasks: list[QueuedTask]) -> None:
+        from tradewind.celery import RUN_TASK_INSTANCE, app, queue_name
+
+        for task in tasks:
+            app.send_task(
+                RUN_TASK_INSTANCE,
+                args=[task.tenant_id, task.ti_id, task.try_number],
+                queue=queue_name(task.tenant_slug, task.queue),
+            )
+
+    def free_slots(self) -> None:
+        return None
+
+    def shutdown(self, wait: bool = True) -> None:
+        return None
+
+
+def get_executor() -> Executor:
+    """The configured executor: Celery when a broker URL is set, the local pool otherwise."""
+    if settings.TRADEWIND_EXECUTOR == "celery":
+        return CeleryExecutor()
+    return LocalExecutor()
