@@ -748,6 +748,34 @@ def _activate(*, tenant: Tenant, bundle: Bundle, version: BundleVersion) -> None
     # DAG versions of files that failed to import keep the files they were parsed from).
     repoint = [pk for pk in dag_of if not wanted[pk].get("carried")]
     DagVersion.objects.for_tenant(tenant).filter(pk__in=repoint).update(bundle_version=version)
+    _apply_version_settings(tenant=tenant, switched=switched)
+
+
+def _apply_version_settings(*, tenant: Tenant, switched: dict[int, int]) -> None:
+    """What a newly active DAG version decides beyond its listing: the file's access_control grants and
+    when the next scheduled run is due. Reads only the keys it needs from the serializations."""
+    from scheduler.loop import SCHEDULE_KEYS, refresh_next_dagrun
+    from tradewind.accounts.grants import apply_access_control
+    from tradewind.accounts.models import DagAccessControl
+
+    if not switched:
+        return
+    keys = (*SCHEDULE_KEYS, "access_control")
+    rows = (
+        DagVersion.objects.for_tenant(tenant)
+        .filter(pk__in=switched)
+        .values_list("pk", *(f"serialized__{key}" for key in keys))
+    )
+    dags = Dag.objects.for_tenant(tenant).in_bulk(switched.values())
+    controlled = set(
+        DagAccessControl.objects.for_tenant(tenant).filter(dag_id__in=dags).values_list("dag_id", flat=True)
+    )
+    for dag_version, *values in rows:
+        serialized = dict(zip(keys, values, strict=True))
+        dag = dags[switched[dag_version]]
+        if serialized["access_control"] or dag.pk in controlled:
+            apply_access_control(dag, serialized["access_control"])
+        refresh_next_dagrun(dag, serialized)
 
 
 def _unchanged(active: BundleVersion) -> UploadResult:

@@ -50,4 +50,19 @@ def publish_on_commit(events: Iterable[dict]) -> None:
     published if it rolls back."""
     batch = list(events)
     if batch:
-        transaction.on_commit(lambda: [publish(event) for event in batch])
+        transaction.on_commit(lambda: _deliver(batch))
+
+
+# A task instance queued or running only echoes what a scheduler or worker just did; everything else
+# (a task finished, a run created or finished) may let a scheduler make progress.
+_QUIET_TI_STATES = frozenset({"queued", "running"})
+
+
+def _deliver(batch: list[dict]) -> None:
+    from scheduler import wakeup
+
+    for event in batch:
+        publish(event)
+    woken = {e["tenant"] for e in batch if e["task_id"] is None or e["state"] not in _QUIET_TI_STATES}
+    for tenant_id in woken:
+        wakeup.notify(tenant_id)

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from scheduler import services
 from scheduler.models import AssetDagRunQueue, AssetEvent, Dag, DagRun, Pool, TaskInstance
-from scheduler.states import ACTIVE, DagRunState, RunType, TIState, transition_run
+from scheduler.states import ACTIVE, RUN_FINISHED, DagRunState, RunType, TIState, transition_run
 from tenants.models import Tenant
 from tradewind.accounts.actors import Actor
 from workers.executors import Executor, QueuedTask
@@ -55,17 +55,21 @@ class TenantScheduler:
         start_queued_runs(tenant, now)
         for run in DagRun.objects.for_tenant(tenant).filter(state=DagRunState.RUNNING, dag__is_paused=False):
             services.schedule_run(run, now=now)
+            if run.state in RUN_FINISHED:  # this pass finished it: its callbacks are ours to start
+                self.executor.submit_dag_callbacks(tenant.pk, tenant.slug, run.pk)
         requeue_lost(tenant, self.executor, now)
         result.tasks_queued = len(queue_ready(tenant, self.executor))
         result.next_wake = next_timed_event(tenant, now)
         return result
 
 
-def _timed_schedule(dag: Dag):
-    """(timetable, restriction) of the DAG's active version."""
+SCHEDULE_KEYS = ("schedule", "effective_start_date", "start_date", "end_date", "catchup")
+
+
+def _timed_schedule(serialized: dict):
+    """(timetable, restriction) of a DAG version's serialization (only SCHEDULE_KEYS are read)."""
     from tradewind.sdk.timetables import restriction_from_serialized, timetable_from_serialized
 
-    serialized = dag.active_version.serialized
     return timetable_from_serialized(serialized["schedule"]), restriction_from_serialized(serialized)
 
 
@@ -83,11 +87,10 @@ def _next_run_info(dag: Dag, timetable, restriction):
     return timetable.next_dagrun_info(last_automated_data_interval=last_interval, restriction=restriction)
 
 
-def refresh_next_dagrun(dag: Dag) -> None:
-    """Work out when the DAG's next scheduled run is due: after activation, a new version or unpausing."""
-    if dag.active_version_id is None:
-        return
-    timetable, restriction = _timed_schedule(dag)
+def refresh_next_dagrun(dag: Dag, serialized: dict) -> None:
+    """Work out when the DAG's next scheduled run is due, from its active version's serialization (at
+    least SCHEDULE_KEYS): after activation, a new version or unpausing."""
+    timetable, restriction = _timed_schedule(serialized)
     _set_next_dagrun(dag, _next_run_info(dag, timetable, restriction))
 
 
@@ -98,7 +101,7 @@ def create_due_runs(tenant: Tenant, now: datetime) -> int:
         is_active=True, is_paused=False, active_version__isnull=False, next_dagrun_create_after__lte=now
     )
     for dag in due.select_related("active_version"):
-        timetable, restriction = _timed_schedule(dag)
+        timetable, restriction = _timed_schedule(dag.active_version.serialized)
         active_runs = DagRun.objects.filter(
             dag=dag, state__in=[DagRunState.QUEUED, DagRunState.RUNNING]
         ).count()

@@ -29,6 +29,7 @@ app.conf.update(
 app.autodiscover_tasks(["workers"])
 
 RUN_TASK_INSTANCE = "workers.run_task_instance"
+RUN_DAG_CALLBACKS = "workers.run_dag_callbacks"
 
 
 def queue_name(tenant_slug: str, queue: str = "default") -> str:

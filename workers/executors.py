@@ -29,6 +29,9 @@ class QueuedTask:
 class Executor(Protocol):
     def submit(self, tasks: list[QueuedTask]) -> None: ...
 
+    def submit_dag_callbacks(self, tenant_id: int, tenant_slug: str, dag_run_id: int) -> None:
+        """Run a finished run's DAG-level callbacks (sandboxed, like tasks: never in the scheduler)."""
+
     def free_slots(self) -> int | None:
         """How many more tasks it can start now; None: no local limit (Celery workers have their own)."""
 
@@ -49,6 +52,20 @@ class LocalExecutor:
             with self._lock:
                 self._busy += 1
             self._pool.submit(self._run, task)
+
+    def submit_dag_callbacks(self, tenant_id: int, tenant_slug: str, dag_run_id: int) -> None:
+        self._pool.submit(self._run_callbacks, tenant_id, dag_run_id)
+
+    def _run_callbacks(self, tenant_id: int, dag_run_id: int) -> None:
+        from workers.runner import run_dag_callbacks
+
+        try:
+            close_old_connections()
+            run_dag_callbacks(tenant_id=tenant_id, dag_run_id=dag_run_id)
+        except Exception:
+            logger.exception("local executor: DAG callbacks failed", extra={"dag_run_id": dag_run_id})
+        finally:
+            connection.close()
 
     def free_slots(self) -> int:
         with self._lock:
@@ -83,6 +100,11 @@ class CeleryExecutor:
                 args=[task.tenant_id, task.ti_id, task.try_number],
                 queue=queue_name(task.tenant_slug, task.queue),
             )
+
+    def submit_dag_callbacks(self, tenant_id: int, tenant_slug: str, dag_run_id: int) -> None:
+        from tradewind.celery import RUN_DAG_CALLBACKS, app, queue_name
+
+        app.send_task(RUN_DAG_CALLBACKS, args=[tenant_id, dag_run_id], queue=queue_name(tenant_slug))
 
     def free_slots(self) -> None:
         return None

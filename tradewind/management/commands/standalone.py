@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from scheduler.bundles import load_demo_bundle
+from scheduler.supervisor import EmbeddedScheduler
 from tenants import services
 from tenants.models import Tenant
 from tenants.roles import Role
@@ -20,7 +21,10 @@ ADMIN_USERNAME = "admin"
 
 
 class Command(BaseCommand):
-    help = "Migrate, ensure a demo tenant and an admin user, and serve Tradewind over ASGI."
+    help = (
+        "Migrate, ensure a demo tenant and an admin user, and run the whole platform in one process: the web "
+        "server (ASGI), the scheduler and the local executor."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
@@ -40,8 +44,13 @@ class Command(BaseCommand):
         else:
             self.stdout.write(f"Log in as {ADMIN_USERNAME!r} with the password printed on the first start.")
         self.stdout.flush()
-        config = uvicorn.Config("tradewind.asgi:application", host=host, port=port, lifespan="off")
-        uvicorn.Server(config).run()
+        scheduler = EmbeddedScheduler()  # every tenant, with the local executor
+        scheduler.start()
+        try:
+            config = uvicorn.Config("tradewind.asgi:application", host=host, port=port, lifespan="off")
+            uvicorn.Server(config).run()
+        finally:
+            scheduler.shutdown()
 
     def _load_demo_dags(self) -> None:
         """First start only: the demo tenant gets our example DAG repository. A failure is reported but does
