@@ -100,7 +100,7 @@ RUN_WORKLOADS: dict[str, Callable[[], dict[str, str]]] = {
     "fanout_500": _fanout_500,
     "bash_50": _bash_50,
 }
-WORKLOADS = [*RUN_WORKLOADS, "parse_200"]
+WORKLOADS = [*RUN_WORKLOADS, "parse_200", "task_startup"]
 
 
 class MemorySampler:
@@ -248,6 +248,10 @@ def run_bench(
     *, workload: str | None, dag_file: Path | None, executor: str, workers: int, timeout_s: float = 900
 ) -> dict[str, object]:
     """Deploy, run and measure one workload; always removes the bench tenant."""
+    if workload == "task_startup":
+        from workers.sandbox.bench import bench_task_startup
+
+        return {"workload": workload, **bench_task_startup(n=100)}
     from scheduler import bundles, services
     from scheduler.models import Dag, DagRun
     from scheduler.states import RUN_FINISHED, RunType
@@ -336,6 +340,9 @@ def _bench_parse(tenant, actor, source: Path) -> dict[str, object]:
     started = time.perf_counter()
     cold = bundles.upload_bundle(tenant=tenant, actor=actor, source=source, bundle_name="bench")
     cold_s = time.perf_counter() - started
+    from workers.sandbox.bench import bench_parse
+
+    sandbox_only = bench_parse(n_files=200, n_tasks=20)  # the sandbox alone, without storing anything
     changed = source / "dag_000.py"
     changed.write_text(changed.read_text() + "\n# changed\n")
     started = time.perf_counter()
@@ -349,4 +356,6 @@ def _bench_parse(tenant, actor, source: Path) -> dict[str, object]:
         "import_errors": len(cold.import_errors),
         "cold_parse_s": round(cold_s, 3),
         "reparse_one_changed_s": round(reparse_s, 3),
+        "sandbox_parse_s": sandbox_only["total_s"],
+        "sandbox_per_file_ms_median": sandbox_only["per_file_ms_median"],
     }

@@ -145,6 +145,9 @@ class ForkServer:
                 send_control(self.sock, {"op": "spawn", "job": job}, fds)
             except OSError as exc:
                 del self._inboxes[job]
+                self.alive = (
+                    False  # the reader thread may not have seen the EOF yet: the next job starts a new one
+                )
                 raise ServerDied(f"the sandbox fork server is not running: {exc}") from None
         return job
 
@@ -270,6 +273,19 @@ def terminate(pid: int) -> bool:
     if job is None:
         return False
     job.cancel()
+    return True
+
+
+def send(pid: int, message: dict[str, Any]) -> bool:
+    """Send `message` to the running job whose child has this pid, as one line on its RPC socket (for
+    long-lived jobs that take orders while they run, like the trigger host). False when no job of this
+    process has that pid. TypeError/ValueError when the message is not JSON."""
+    data = encode(message)
+    with _running_lock:  # held while queueing: the job closes its inbox only after leaving _running
+        job = _running.get(pid)
+        if job is None:
+            return False
+        job.inbox.put({"event": "send", "data": data})
     return True
 
 
@@ -424,6 +440,8 @@ class _Job:
         elif kind == "server_died":
             self.exited = True
             self.res.sandbox_error = "the sandbox fork server died"
+        elif kind == "send" and self.rpc is not None and self.rpc in self.sel.get_map():
+            self._queue(event["data"])
         elif kind == "cancel" and not self.res.cancelled:
             self.res.cancelled = True
             self._stop(graceful=True)
