@@ -50,7 +50,6 @@ from tradewind.errors import Conflict, Invalid, NotFound
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_FILES = 5000
 MAX_PATH_CHARS = 1000  # ParseImportError.filename and Dag.fileloc hold at most this
 CHUNK = 1 << 20
 # Never part of a bundle: byte code and version-control metadata of the uploader's checkout.
@@ -801,4 +800,4 @@ def _bundle_name(name: str) -> str:
 
 
 def _max_files() -> int:
-    return int(getattr(settings, "TRADEWIND_BUNDLE_MAX_FILES", DEFAULT_MAX_FILES))
+    return settings.TRADEWIND_BUNDLE_MAX_FILES

@@ -46,7 +46,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IGNORE_FILE = ".airflowignore"
-DEFAULT_PARSE_TIMEOUT_S = 30.0
 PLATFORM_ROOT = Path(__file__).resolve().parents[1]
 # Code whose change changes what parsing a file yields: the SDK, the compatibility layer, the parse job.
 SDK_SOURCES = ("tradewind/sdk", "workers/compat", "workers/sandbox")
@@ -192,7 +191,7 @@ def _glob_segment(segment: str) -> str:
 def find_dag_files(root: Path, files: Iterable[str]) -> list[str]:
     """The DAG files among `files` (paths relative to `root`), sorted: `.py` files that no .airflowignore
     excludes (an excluded directory excludes everything in it) and that pass is_dag_file."""
-    syntax = str(getattr(settings, "TRADEWIND_DAG_IGNORE_FILE_SYNTAX", "regexp")).lower()
+    syntax = settings.TRADEWIND_DAG_IGNORE_FILE_SYNTAX.lower()
     names = sorted(files)
     ignore_files = {_parent(name): name for name in names if PurePosixPath(name).name == IGNORE_FILE}
     rules_in: dict[str, list[_Rule]] = {}
@@ -314,8 +313,8 @@ def _parse_in_sandbox(tenant_id: int, root: Path, files: list[str]) -> dict[str,
     """file -> (result, whether the file asked the platform something), files in parallel."""
     if not files:
         return {}
-    timeout_s = float(getattr(settings, "TRADEWIND_PARSE_TIMEOUT", DEFAULT_PARSE_TIMEOUT_S))
-    memory_mb = getattr(settings, "TRADEWIND_PARSE_MEMORY_MB", None)
+    timeout_s = settings.TRADEWIND_PARSE_TIMEOUT
+    memory_mb = settings.TRADEWIND_PARSE_MEMORY_MB
     limits = sandbox.Limits(memory_mb=int(memory_mb)) if memory_mb else sandbox.Limits()
 
     def parse_one(file: str) -> tuple[dict[str, Any], bool]:

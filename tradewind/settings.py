@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "tradewind.accounts",
     "tradewind.secrets",
     "tradewind.audit",
+    "tradewind.live",
     "tenants",
     "scheduler",
     "workers",
@@ -194,6 +195,16 @@ TRADEWIND_SCHEDULER_MAX_SLEEP = float(os.environ.get("TRADEWIND_SCHEDULER_MAX_SL
 TRADEWIND_QUEUED_TIMEOUT = float(os.environ.get("TRADEWIND_QUEUED_TIMEOUT", "300"))
 TRADEWIND_ZOMBIE_TIMEOUT = float(os.environ.get("TRADEWIND_ZOMBIE_TIMEOUT", "60"))
 TRADEWIND_HEARTBEAT_SECONDS = float(os.environ.get("TRADEWIND_HEARTBEAT_SECONDS", "5"))
+
+# DAG repositories and parsing: files per bundle, .airflowignore syntax, per-file parse limits.
+TRADEWIND_BUNDLE_MAX_FILES = int(os.environ.get("TRADEWIND_BUNDLE_MAX_FILES", "5000"))
+TRADEWIND_DAG_IGNORE_FILE_SYNTAX = os.environ.get("TRADEWIND_DAG_IGNORE_FILE_SYNTAX", "regexp")
+TRADEWIND_PARSE_TIMEOUT = float(os.environ.get("TRADEWIND_PARSE_TIMEOUT", "30"))
+TRADEWIND_PARSE_MEMORY_MB = (
+    int(os.environ["TRADEWIND_PARSE_MEMORY_MB"]) if os.environ.get("TRADEWIND_PARSE_MEMORY_MB") else None
+)
+# Sandboxed tenant code runs as uid = gid = base + tenant id when the platform runs as root.
+TRADEWIND_SANDBOX_UID_BASE = int(os.environ.get("TRADEWIND_SANDBOX_UID_BASE", "200000"))
 
 LOGGING = {
     "version": 1,

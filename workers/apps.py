@@ -6,3 +6,10 @@ class WorkersConfig(AppConfig):
 
     name = "workers"
     verbose_name = "Workers"
+
+    def ready(self) -> None:
+        from django.conf import settings
+
+        from workers import sandbox
+
+        sandbox.configure(uid_base=settings.TRADEWIND_SANDBOX_UID_BASE)

@@ -21,7 +21,7 @@ _NEVER_MASK = frozenset({"none", "null", "true", "false", "yes", "no", "on", "of
 
 
 def _min_length() -> int:
-    return getattr(settings, "TRADEWIND_MASK_MIN_LENGTH", 5)
+    return settings.TRADEWIND_MASK_MIN_LENGTH
 
 
 class Masker:

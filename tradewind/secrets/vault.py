@@ -35,7 +35,7 @@ class SecretsBackendUnavailable(DomainError):
 
 def vault_enabled() -> bool:
     """Is a Vault server configured (settings.TRADEWIND_VAULT_URL)?"""
-    return bool(getattr(settings, "TRADEWIND_VAULT_URL", ""))
+    return bool(settings.TRADEWIND_VAULT_URL)
 
 
 def vault_client() -> hvac.Client:
