@@ -15,6 +15,7 @@ from scheduler.states import DagRunState, RunType, TIState
 from tenants.models import TenantOwned
 
 NO_MAP_INDEX = -1
+DEFAULT_POOL = "default_pool"  # every tenant has it; it cannot be deleted
 
 
 class Bundle(TenantOwned):
@@ -154,6 +155,52 @@ class DagVersion(TenantOwned):
         return f"{self.dag.dag_id} v{self.number}"
 
 
+class Backfill(TenantOwned):
+    """A scheduler-managed backfill of one DAG over a date range (Airflow 3's backfill).
+
+    `planned` holds the runs it considers, in the order it handles them; the scheduler works through them
+    over time (`scheduler.services.create_backfill_runs`), never with more than `max_active_runs` of its
+    runs queued or running, skipping or reprocessing dates that already have a run as `reprocess_behavior`
+    says. A DAG has at most one backfill that is not completed.
+    """
+
+    class Reprocess(models.TextChoices):
+        NONE = "none"  # a date with a run is skipped, whatever its state
+        FAILED = "failed"  # a date whose run failed is run again
+        COMPLETED = "completed"  # a date whose run finished (succeeded or failed) is run again
+
+    dag = models.ForeignKey(Dag, on_delete=models.CASCADE, related_name="backfills")
+    from_date = models.DateTimeField()
+    to_date = models.DateTimeField()
+    reverse = models.BooleanField(default=False)  # latest dates first
+    max_active_runs = models.PositiveIntegerField(default=10)
+    reprocess_behavior = models.CharField(max_length=16, choices=Reprocess.choices, default=Reprocess.NONE)
+    dag_run_conf = models.JSONField(default=dict, blank=True)
+    is_paused = models.BooleanField(default=False)  # no new runs; its runs already created go on
+    # [{"logical_date", "start", "end"}] as ISO strings: the data intervals to run, in order.
+    planned = models.JSONField(default=list, blank=True)
+    next_index = models.PositiveIntegerField(default=0)  # planned[next_index:] are still to be handled
+    skipped = models.JSONField(default=list, blank=True)  # [{"logical_date", "reason"}]: dates not run
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Set once every date is handled and its runs have finished, or when the backfill is cancelled.
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dag"], condition=Q(completed_at__isnull=True), name="backfill_one_active_per_dag"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"backfill {self.pk} of {self.dag.dag_id}"
+
+
 class DagRun(TenantOwned):
     """One run of a DAG, pinned to the DAG version it started with."""
 
@@ -176,6 +223,9 @@ class DagRun(TenantOwned):
     end_date = models.DateTimeField(null=True, blank=True)
     failure_reason = models.TextField(blank=True)  # why the scheduler failed it (deadlock, timeout)
     note = models.TextField(blank=True)
+    backfill = models.ForeignKey(
+        Backfill, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )  # the backfill that created (or reprocessed) the run
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -219,6 +269,9 @@ class TaskInstance(TenantOwned):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     trigger = models.JSONField(null=True, blank=True)  # the serialized trigger of a deferred task
     trigger_timeout_at = models.DateTimeField(null=True, blank=True)
+    # The triggerer running a deferred task's trigger, until its claim expires unless renewed.
+    trigger_claimed_by = models.CharField(max_length=200, blank=True)
+    trigger_claim_expires_at = models.DateTimeField(null=True, blank=True)
     next_method = models.CharField(max_length=250, blank=True)
     next_kwargs = models.JSONField(null=True, blank=True)
     rendered_fields = models.JSONField(null=True, blank=True)  # masked
@@ -233,7 +286,12 @@ class TaskInstance(TenantOwned):
                 fields=["dag_run", "task_id", "map_index"], name="ti_unique_task_map_index"
             )
         ]
-        indexes = [models.Index(fields=["tenant", "state"], name="ti_tenant_state")]
+        indexes = [
+            models.Index(fields=["tenant", "state"], name="ti_tenant_state"),
+            models.Index(
+                fields=["trigger_claimed_by"], condition=~Q(trigger_claimed_by=""), name="ti_trigger_claim"
+            ),
+        ]
 
     def __str__(self) -> str:
         suffix = f"[{self.map_index}]" if self.map_index != NO_MAP_INDEX else ""

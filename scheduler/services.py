@@ -1,4 +1,5 @@
-"""Run-level services: create runs, evaluate them, queue, start and finish task instances, resume deferrals.
+"""Run-level services: create runs, evaluate them, queue, start and finish task instances, resume deferrals;
+and run control — pause, trigger, clear, mark, delete, backfills, pools — for the API, the UI and commands.
 
 Every decision about what a run does next comes from `scheduler.evaluation` (pure logic); these functions
 load its input in a few queries, write its decisions in bulk through the state machine (each bulk update
@@ -9,27 +10,31 @@ fenced on the state it read), record audit entries and publish events once the t
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from scheduler import evaluation, events, queries
+from scheduler import evaluation, events, queries, wakeup
 from scheduler.evaluation import DagSpec, Decisions, PastRun, TISnapshot
 from scheduler.models import (
+    DEFAULT_POOL,
     NO_MAP_INDEX,
     Asset,
     AssetDagRunQueue,
     AssetEvent,
+    Backfill,
     Dag,
     DagRun,
     DagVersion,
+    Pool,
     TaskInstance,
     TaskInstanceHistory,
     XCom,
@@ -47,9 +52,11 @@ from scheduler.states import (
 )
 from tradewind.audit.actions import AuditAction
 from tradewind.audit.services import record as audit
-from tradewind.errors import Conflict, Invalid
+from tradewind.errors import Conflict, Invalid, NotFound
 
 if TYPE_CHECKING:
+    from django.http import HttpRequest
+
     from tenants.models import Tenant
     from tradewind.accounts.actors import Actor
 
@@ -140,12 +147,17 @@ def create_dag_run(
     conf: dict | None = None,
     run_id: str | None = None,
     dag_version: DagVersion | None = None,
+    note: str = "",
+    backfill: Backfill | None = None,
+    audit_action: AuditAction = AuditAction.RUN_CREATED,
+    request: HttpRequest | None = None,
 ) -> DagRun:
     """Create a queued run pinned to `dag_version` (default: the DAG's active version) with one task
     instance per task (a mapped task gets its placeholder at map index -1 until it expands).
 
     `conf` is validated against the DAG's params (Invalid); a run id or logical date the DAG already has
     is a Conflict. Without a data interval, a manual run infers one from the schedule as Airflow does.
+    The audit entry is `audit_action` (trigger_run records run.triggered with the request).
     """
     if dag.tenant_id != tenant.pk:
         raise Invalid("the DAG belongs to another tenant")
@@ -184,6 +196,8 @@ def create_dag_run(
         external_trigger=run_type == RunType.MANUAL,
         triggered_by_id=actor.user_id if actor.kind in ("user", "token") else None,
         queued_at=now,
+        note=note,
+        backfill=backfill,
     )
     spec = get_dag_spec(version)
     TaskInstance.objects.bulk_create(
@@ -192,9 +206,10 @@ def create_dag_run(
     audit(
         tenant=tenant,
         actor=actor,
-        action=AuditAction.RUN_CREATED,
+        action=audit_action,
         obj=run,
         after={"dag_id": dag.dag_id, "run_id": run_id, "run_type": str(run_type), "conf": conf},
+        request=request,
     )
     events.publish_on_commit([run_event(run)])
     return run
@@ -517,12 +532,16 @@ def finish_task_instance(ti: TaskInstance, outcome: dict) -> TaskInstance:
     success (then the branch's "followed" / short-circuit's "skip_downstream" skips), skipped, failed
     (up_for_retry with Airflow's retry delay unless fail_fast or out of tries; a history row for the try),
     up_for_reschedule until reschedule_date, deferred with its trigger. Rendered fields, the map index
-    label and asset events are stored. A task instance that is no longer running this try (a dagrun
-    timeout skipped it, a duplicate finish) is left as it is."""
+    label and asset events are stored. A try a user cleared while it ran (restarting) ends here: its
+    history row is written and the task instance goes back to none, to run again. A task instance that is
+    no longer running this try otherwise (a dagrun timeout skipped it, a user marked it, a duplicate
+    finish, its run deleted) is left as it is."""
     now = timezone.now()
     state = outcome.get("state")
     with transaction.atomic():
-        run = DagRun.objects.select_related("dag", "dag_version").get(pk=ti.dag_run_id)
+        run = DagRun.objects.select_related("dag", "dag_version").filter(pk=ti.dag_run_id).first()
+        if run is None:
+            return ti
         task = get_dag_spec(run.dag_version).tasks.get(ti.task_id)
         common: dict[str, Any] = {"end_date": now, "error": str(outcome.get("error") or "")}
         if ti.start_date is not None:
@@ -560,6 +579,8 @@ def finish_task_instance(ti: TaskInstance, outcome: dict) -> TaskInstance:
             if state != S.FAILED:
                 common["error"] = f"unknown outcome state {state!r}; {common['error']}"
             moved = _fail(run, task, ti, now, common, fail_fast=bool(outcome.get("fail_fast")))
+        if not moved and ti.state in (S.RUNNING, S.RESTARTING):
+            moved = _end_restarted_try(ti, str(state), now, common)
         if moved:
             events.publish_on_commit([ti_event(run, ti.task_id, ti.map_index, ti.state, ti.try_number)])
     return ti
@@ -705,7 +726,7 @@ def resume_deferred(ti: TaskInstance, *, event: dict | None, error: str | None =
     with transaction.atomic():
         if ti.state != S.DEFERRED:
             return
-        if error is None and event is not None:
+        if error is None:  # a trigger may fire with no payload: Airflow resumes with event=None then
             fields = {"next_kwargs": {**(ti.next_kwargs or {}), "event": event}}
         else:
             fields = {"next_method": "__fail__", "next_kwargs": {"error": error or "Trigger failure"}}
@@ -720,3 +741,1029 @@ def _parse(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value
     return datetime.fromisoformat(str(value))
+
+
+# --- Run control: what users (the API, the UI, the commands) do to DAGs, runs and task instances ----------
+#
+# Airflow's semantics throughout. Each function checks that its objects belong to `tenant` (another tenant's
+# object is NotFound), writes through the state machine, records one audit entry in the same transaction and
+# publishes its events (which wake the tenant's scheduler) once the transaction commits.
+
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.~:+-]+$")  # Airflow's default allowed_run_id_pattern
+MARKABLE = frozenset({S.SUCCESS, S.FAILED, S.SKIPPED})
+# Airflow's "running" states when a run is marked failed: these fail, the other unfinished ones are skipped.
+_RUNNING_STATES = frozenset({S.RUNNING, S.DEFERRED, S.UP_FOR_RESCHEDULE, S.RESTARTING})
+# What a task instance forgets when it is cleared (its tries stay in TaskInstanceHistory).
+_CLEARED_FIELDS: dict[str, Any] = {
+    "start_date": None,
+    "end_date": None,
+    "duration": None,
+    "queued_at": None,
+    "next_retry_at": None,
+    "first_try_start_date": None,
+    "hostname": "",
+    "pid": None,
+    "heartbeat_at": None,
+    "trigger": None,
+    "trigger_timeout_at": None,
+    "next_method": "",
+    "next_kwargs": None,
+    "error": "",
+    "rendered_fields": None,
+}
+MAX_BACKFILL_RUNS = 10_000
+DEFAULT_BACKFILL_MAX_ACTIVE_RUNS = 10  # Airflow's default for a backfill
+
+
+def _belongs(tenant: Tenant, *objects: Any) -> None:
+    """Another tenant's object is NotFound: its existence must not leak."""
+    for obj in objects:
+        if obj.tenant_id != tenant.pk:
+            raise NotFound(f"no such {type(obj).__name__}")
+
+
+def _dag_event(dag: Dag, state: str) -> dict:
+    """The event published when something happens to a DAG itself (run_id and task_id are None)."""
+    return {
+        "tenant": dag.tenant_id,
+        "dag_id": dag.dag_id,
+        "run_id": None,
+        "task_id": None,
+        "map_index": None,
+        "state": state,
+        "try_number": None,
+    }
+
+
+def _wake_on_commit(tenant_id: int) -> None:
+    transaction.on_commit(lambda: wakeup.notify(tenant_id))
+
+
+def _lock_run(run_pk: int) -> DagRun:
+    """The run's row, locked (as schedule_run locks it) so no evaluation interleaves with the change."""
+    locked = (
+        DagRun.objects.select_for_update(of=("self",))
+        .select_related("dag", "dag_version", "tenant")
+        .filter(pk=run_pk)
+        .first()
+    )
+    if locked is None:
+        raise NotFound("the run no longer exists")
+    return locked
+
+
+def _label(ti: TaskInstance) -> str:
+    return queries.ti_label(ti.task_id, ti.map_index)
+
+
+def _labels(tis: Iterable[TaskInstance], limit: int = 200) -> list[str]:
+    return [_label(ti) for ti in tis][:limit]
+
+
+# -- DAGs --
+
+
+@transaction.atomic
+def set_paused(
+    *, tenant: Tenant, actor: Actor, dag: Dag, is_paused: bool, request: HttpRequest | None = None
+) -> Dag:
+    """Pause or unpause a DAG (Airflow's is_paused) and return it.
+
+    A paused DAG gets no new scheduled, asset-triggered or backfill runs, and the scheduler stops scheduling
+    the task instances of its running runs (the ones already queued or running finish; those it had
+    scheduled but not yet queued go back to waiting). Unpausing works out the next scheduled run and wakes
+    the scheduler. Setting the state it already has changes nothing.
+    """
+    _belongs(tenant, dag)
+    locked = Dag.objects.select_for_update(of=("self",)).select_related("active_version").get(pk=dag.pk)
+    if locked.is_paused == is_paused:
+        return locked
+    locked.is_paused = is_paused
+    locked.save(update_fields=["is_paused"])
+    published = [_dag_event(locked, "paused" if is_paused else "unpaused")]
+    if is_paused:
+        published += _unschedule_dag(locked)
+    elif locked.active_version is not None:
+        from scheduler.loop import refresh_next_dagrun
+
+        refresh_next_dagrun(locked, locked.active_version.serialized)
+        locked.refresh_from_db(
+            fields=[
+                "next_dagrun_create_after",
+                "next_dagrun_data_interval_start",
+                "next_dagrun_data_interval_end",
+            ]
+        )
+    audit(
+        tenant=tenant,
+        actor=actor,
+        action=AuditAction.DAG_PAUSED if is_paused else AuditAction.DAG_UNPAUSED,
+        obj=locked,
+        before={"is_paused": not is_paused},
+        after={"is_paused": is_paused},
+        request=request,
+    )
+    events.publish_on_commit(published)
+    return locked
+
+
+def _unschedule_dag(dag: Dag) -> list[dict]:
+    """Task instances of the DAG's runs that the scheduler chose but did not queue wait again (none); the
+    evaluation after unpausing chooses them again."""
+    rows = list(
+        TaskInstance.objects.filter(dag_run__dag=dag, state=S.SCHEDULED)
+        .select_related("dag_run")
+        .select_for_update(of=("self",))
+    )
+    _transition_many([ti.pk for ti in rows], S.SCHEDULED, S.NONE)
+    return [ti_event(ti.dag_run, ti.task_id, ti.map_index, S.NONE, ti.try_number) for ti in rows]
+
+
+# -- Runs --
+
+
+def trigger_run(
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    dag: Dag,
+    conf: dict | None = None,
+    logical_date: datetime | None = None,
+    run_id: str | None = None,
+    note: str = "",
+    request: HttpRequest | None = None,
+) -> DagRun:
+    """Create a manual run of the DAG's active version, as Airflow's trigger: queued, started by the
+    scheduler within the DAG's max_active_runs.
+
+    `conf` must be a JSON object valid against the DAG's params (Invalid names the param and the problem).
+    Without a logical date the run has none (Airflow 3), except for DAGs written against Airflow 2, whose
+    manual runs always had one: now, as Airflow 2's trigger did. A run id or logical date the DAG already has is a
+    Conflict, as is a DAG no longer in its bundle's active version. A paused DAG can be triggered; its run
+    waits until the DAG is unpaused (Airflow's behaviour).
+    """
+    _belongs(tenant, dag)
+    if not dag.is_active:
+        raise Conflict(f"DAG {dag.dag_id!r} is not in the active version of its bundle")
+    if run_id is not None and (not run_id or len(run_id) > 250 or not RUN_ID_PATTERN.match(run_id)):
+        raise Invalid(f"invalid run_id {run_id!r}: use letters, digits and _.~:+- (at most 250 characters)")
+    if logical_date is not None and timezone.is_naive(logical_date):
+        raise Invalid("logical_date must include a time zone")
+    if conf is not None and not isinstance(conf, Mapping):
+        raise Invalid("conf must be a JSON object")
+    if logical_date is None and dag.active_version.serialized.get("airflow_version") == 2:
+        logical_date = timezone.now()
+    return create_dag_run(
+        tenant=tenant,
+        dag=dag,
+        actor=actor,
+        run_type=RunType.MANUAL,
+        logical_date=logical_date,
+        data_interval=None,
+        conf=dict(conf or {}),
+        run_id=run_id,
+        note=note,
+        audit_action=AuditAction.RUN_TRIGGERED,
+        request=request,
+    )
+
+
+def clear_task_instances(
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    run: DagRun,
+    task_ids: list[str] | None = None,
+    map_indexes: list[int] | None = None,
+    downstream: bool = False,
+    upstream: bool = False,
+    only_failed: bool = False,
+    dry_run: bool = False,
+    request: HttpRequest | None = None,
+) -> list[TaskInstance]:
+    """Clear task instances of a run so they run again (Airflow's clear); returns them (with dry_run, the
+    ones that would be cleared, unchanged).
+
+    The tasks are `task_ids` (None: every task), their map indexes `map_indexes` (None: all), plus every
+    task downstream and/or upstream of them with all their map indexes, plus the setups the cleared work
+    tasks need and those setups' teardowns. With `only_failed`, only failed and upstream_failed ones.
+    Each ended try is kept as a TaskInstanceHistory row; the task instance goes back to none with its
+    retries renewed (max_tries = try_number + retries). A running one is told to stop instead: it becomes
+    restarting, its runner kills it and it goes back to none once its try has ended. A mapped task whose
+    expand input comes from a cleared task is collapsed to its unexpanded placeholder, so it expands again
+    over the new values. A finished run goes back to queued; a queued or running run keeps its state.
+    """
+    _belongs(tenant, run)
+    return _clear(
+        actor=actor,
+        run=run,
+        task_ids=task_ids,
+        map_indexes=map_indexes,
+        downstream=downstream,
+        upstream=upstream,
+        only_failed=only_failed,
+        dry_run=dry_run,
+        request=request,
+        action=AuditAction.TASK_CLEARED,
+    )
+
+
+def clear_run(
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    run: DagRun,
+    only_failed: bool = False,
+    dry_run: bool = False,
+    request: HttpRequest | None = None,
+) -> list[TaskInstance]:
+    """Clear a whole run (every task instance, or only the failed ones): clear_task_instances for all its
+    tasks, audited as run.cleared."""
+    _belongs(tenant, run)
+    return _clear(
+        actor=actor,
+        run=run,
+        task_ids=None,
+        map_indexes=None,
+        downstream=False,
+        upstream=False,
+        only_failed=only_failed,
+        dry_run=dry_run,
+        request=request,
+        action=AuditAction.RUN_CLEARED,
+    )
+
+
+def _clear(
+    *,
+    actor: Actor,
+    run: DagRun,
+    task_ids: list[str] | None,
+    map_indexes: list[int] | None,
+    downstream: bool,
+    upstream: bool,
+    only_failed: bool,
+    dry_run: bool,
+    request: HttpRequest | None,
+    action: AuditAction,
+) -> list[TaskInstance]:
+    spec = get_dag_spec(run.dag_version)
+    named = set(spec.tasks) if task_ids is None else set(task_ids)
+    unknown = sorted(named - set(spec.tasks))
+    if unknown:
+        raise Invalid(f"DAG {spec.dag_id!r} has no task {unknown[0]!r} in the version this run uses")
+    relatives = _clear_relatives(spec, named, downstream=downstream, upstream=upstream) - named
+    with transaction.atomic():
+        locked = _lock_run(run.pk)
+        match = Q(task_id__in=relatives)
+        if map_indexes is None:
+            match |= Q(task_id__in=named)
+        else:
+            match |= Q(task_id__in=named, map_index__in=list(map_indexes))
+        tis = TaskInstance.objects.filter(match, dag_run=locked).exclude(state=S.REMOVED)
+        if only_failed:
+            tis = tis.filter(state__in=[S.FAILED, S.UPSTREAM_FAILED])
+        chosen = list(tis.select_for_update(of=("self",)).order_by("task_id", "map_index"))
+        if dry_run:
+            return chosen
+        published = _reset(locked, spec, chosen, now=timezone.now())
+        audit(
+            tenant=locked.tenant,
+            actor=actor,
+            action=action,
+            obj=locked,
+            detail={
+                "dag_id": locked.dag.dag_id,
+                "run_id": locked.run_id,
+                "task_instances": _labels(chosen),
+                "count": len(chosen),
+                "downstream": downstream,
+                "upstream": upstream,
+                "only_failed": only_failed,
+            },
+            request=request,
+        )
+        events.publish_on_commit(published)
+        for name in ("state", "start_date", "end_date", "queued_at", "failure_reason"):
+            setattr(run, name, getattr(locked, name))
+    return list(TaskInstance.objects.filter(pk__in=[ti.pk for ti in chosen]).order_by("task_id", "map_index"))
+
+
+def _clear_relatives(spec: DagSpec, task_ids: set[str], *, downstream: bool, upstream: bool) -> set[str]:
+    """The tasks a clear of `task_ids` touches: themselves, their downstream/upstream tasks when asked, and
+    (Airflow) the setups each cleared work task needs together with those setups' teardowns."""
+    tasks = set(task_ids)
+    for task_id in task_ids:
+        if downstream:
+            tasks |= spec.relatives(task_id, upstream=False)
+        if upstream:
+            tasks |= spec.relatives(task_id, upstream=True)
+    for task_id in list(tasks):
+        for setup in spec.relevant_setups.get(task_id, ()):
+            tasks.add(setup)
+            tasks |= {d for d in spec.tasks[setup].downstream if spec.tasks[d].is_teardown}
+    return tasks
+
+
+def _reset(run: DagRun, spec: DagSpec, tis: list[TaskInstance], *, now: datetime) -> list[dict]:
+    """Clear `tis` of the locked `run` (see clear_task_instances) and return the events to publish."""
+    if not tis:
+        return []
+    cleared_tasks = {ti.task_id for ti in tis}
+    collapse = _tasks_to_collapse(run, spec, tis, cleared_tasks)
+    _record_tries([ti for ti in tis if _try_ended(ti)], now)
+    published: list[dict] = []
+    by_state: dict[tuple[str, int], list[TaskInstance]] = defaultdict(list)
+    for ti in tis:
+        task = spec.tasks.get(ti.task_id)
+        retries = task.retries if task is not None else 0
+        by_state[(ti.state, ti.try_number + retries)].append(ti)
+    for (old, max_tries), group in by_state.items():
+        pks = [ti.pk for ti in group]
+        if old == S.RUNNING:
+            # Airflow: a running try is told to stop; it is cleared once it has ended (finish_task_instance).
+            _transition_many(pks, S.RUNNING, S.RESTARTING, max_tries=max_tries)
+            new = S.RESTARTING
+        elif old in (S.NONE, S.RESTARTING):
+            continue
+        else:
+            _transition_many(pks, old, S.NONE, max_tries=max_tries, **_CLEARED_FIELDS)
+            new = S.NONE
+        published += [ti_event(run, ti.task_id, ti.map_index, new, ti.try_number) for ti in group]
+    for task_id in sorted(collapse):
+        _collapse_expansion(run, task_id)
+    if run.state in RUN_FINISHED and transition_run(
+        run, DagRunState.QUEUED, queued_at=now, start_date=None, end_date=None, failure_reason=""
+    ):
+        published.append(run_event(run))
+    return published
+
+
+def _try_ended(ti: TaskInstance) -> bool:
+    """Whether clearing `ti` ends a try that started (queued tries never ran; running ones end later)."""
+    return ti.try_number > 0 and ti.state not in (S.NONE, S.QUEUED, S.RUNNING, S.RESTARTING)
+
+
+def _record_tries(tis: list[TaskInstance], now: datetime, state: str | None = None) -> None:
+    """A TaskInstanceHistory row for each try that ended (kept when it already has one, as after a retry)."""
+    TaskInstanceHistory.objects.bulk_create(
+        [
+            TaskInstanceHistory(
+                tenant_id=ti.tenant_id,
+                task_instance_id=ti.pk,
+                try_number=ti.try_number,
+                state=state or ti.state,
+                start_date=ti.start_date,
+                end_date=ti.end_date or now,
+                duration=ti.duration,
+                hostname=ti.hostname,
+                error=ti.error,
+            )
+            for ti in tis
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def _tasks_to_collapse(run: DagRun, spec: DagSpec, tis: list[TaskInstance], cleared: set[str]) -> set[str]:
+    """Mapped tasks to expand again: every map index is cleared, none is running, and a task their expand
+    input comes from is cleared too (its new value may have another length). A mapped task cleared alone
+    keeps its map indexes, as its input is unchanged."""
+    candidates = {
+        ti.task_id
+        for ti in tis
+        if ti.task_id in spec.tasks
+        and spec.tasks[ti.task_id].needs_expansion
+        and spec.expansion_dependencies(ti.task_id) & cleared
+    }
+    if not candidates:
+        return set()
+    chosen = {ti.pk for ti in tis}
+    rows = TaskInstance.objects.filter(dag_run=run, task_id__in=candidates).values_list(
+        "task_id", "pk", "state"
+    )
+    blocked = {t for t, pk, state in rows if pk not in chosen or state in (S.RUNNING, S.RESTARTING)}
+    return candidates - blocked
+
+
+def _collapse_expansion(run: DagRun, task_id: str) -> None:
+    """Fold a cleared mapped task back into its placeholder (map index -1, none) so the scheduler expands
+    it again; the rows of its other map indexes and its XComs go (their tries' history goes with them)."""
+    rows = TaskInstance.objects.filter(dag_run=run, task_id=task_id).order_by("map_index")
+    keep = rows.first()
+    if keep is None:
+        return
+    rows.exclude(pk=keep.pk).delete()
+    XCom.objects.filter(dag_run=run, task_id=task_id).delete()
+    TaskInstance.objects.filter(pk=keep.pk).update(map_index=NO_MAP_INDEX, map_index_label="")
+
+
+def _end_restarted_try(
+    ti: TaskInstance, outcome_state: str, now: datetime, common: Mapping[str, Any]
+) -> bool:
+    """A try cleared while it ran (restarting) has ended: it goes to the history (with how it ended) and the
+    task instance waits to run again (none), its retries renewed by the clear."""
+    row = (
+        TaskInstance.objects.filter(pk=ti.pk, try_number=ti.try_number, state=S.RESTARTING)
+        .values("start_date", "hostname")
+        .first()
+    )
+    if row is None:
+        return False
+    ti.start_date, ti.hostname = row["start_date"], row["hostname"]
+    ti.end_date, ti.duration = now, common.get("duration")
+    ti.error = str(common.get("error") or "") or "cleared while running"
+    ended = outcome_state if outcome_state in MARKABLE else S.FAILED
+    _record_tries([ti], now, state=ended)
+    ti.state = S.RESTARTING
+    return transition(ti, S.NONE, **_CLEARED_FIELDS)
+
+
+def set_task_instance_state(
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    ti: TaskInstance,
+    state: str,
+    downstream: bool = False,
+    upstream: bool = False,
+    request: HttpRequest | None = None,
+) -> list[TaskInstance]:
+    """Mark a task instance (and with `downstream`/`upstream`, every instance of the tasks downstream /
+    upstream of it) success, failed or skipped, as Airflow's "mark"; returns the task instances changed.
+
+    Instances already in that state, removed ones and ones being restarted are left alone. A running one is
+    stopped by its runner once it sees the change. Then, as Airflow does, the failed and upstream_failed
+    instances downstream of the task (other than those just marked) are cleared so the run can resume; a
+    finished run with anything cleared goes back to queued.
+    """
+    _belongs(tenant, ti)
+    if state not in MARKABLE:
+        raise Invalid(f"a task instance can be marked success, failed or skipped, not {state!r}")
+    now = timezone.now()
+    with transaction.atomic():
+        run = _lock_run(ti.dag_run_id)
+        spec = get_dag_spec(run.dag_version)
+        tasks: set[str] = set()
+        if ti.task_id in spec.tasks:
+            if downstream:
+                tasks |= spec.relatives(ti.task_id, upstream=False)
+            if upstream:
+                tasks |= spec.relatives(ti.task_id, upstream=True)
+        targets = list(
+            TaskInstance.objects.filter(Q(pk=ti.pk) | Q(task_id__in=tasks), dag_run=run)
+            .exclude(state__in=[state, S.REMOVED, S.RESTARTING])
+            .select_for_update(of=("self",))
+            .order_by("task_id", "map_index")
+        )
+        fields = {
+            **_fields_for(state, now),
+            "next_retry_at": None,
+            "trigger": None,
+            "trigger_timeout_at": None,
+            "next_method": "",
+            "next_kwargs": None,
+        }
+        by_state: dict[str, list[TaskInstance]] = defaultdict(list)
+        for target in targets:
+            by_state[target.state].append(target)
+        for old, group in by_state.items():
+            _transition_many([t.pk for t in group], old, state, **fields)
+        published = [ti_event(run, t.task_id, t.map_index, state, t.try_number) for t in targets]
+        marked = {t.pk for t in targets}
+        resumed = list(
+            TaskInstance.objects.filter(
+                dag_run=run,
+                task_id__in=spec.relatives(ti.task_id, upstream=False) if ti.task_id in spec.tasks else [],
+                state__in=[S.FAILED, S.UPSTREAM_FAILED],
+            )
+            .exclude(pk__in=marked)
+            .select_for_update(of=("self",))
+        )
+        published += _reset(run, spec, resumed, now=now)
+        audit(
+            tenant=tenant,
+            actor=actor,
+            action=AuditAction.TASK_MARKED,
+            obj=ti,
+            detail={
+                "dag_id": run.dag.dag_id,
+                "run_id": run.run_id,
+                "state": state,
+                "task_instances": _labels(targets),
+                "downstream": downstream,
+                "upstream": upstream,
+                "cleared": _labels(resumed),
+            },
+            request=request,
+        )
+        events.publish_on_commit(published)
+    return list(TaskInstance.objects.filter(pk__in=marked).order_by("task_id", "map_index"))
+
+
+def set_run_state(
+    *, tenant: Tenant, actor: Actor, run: DagRun, state: str, request: HttpRequest | None = None
+) -> DagRun:
+    """Mark a run queued, success or failed, as Airflow's "mark run as"; returns the run.
+
+    queued: the run waits for the scheduler again (its task instances keep their states). success: every
+    task instance except teardowns becomes success; when teardowns have not finished the run stays active
+    until they ran (the scheduler then finishes it), else it succeeds now. failed: running task instances
+    (running, deferred, up_for_reschedule, restarting) fail, the other unfinished ones are skipped (teardowns
+    that are already running may finish) and the run fails now. Running tries are stopped by their runners.
+    Marking a run with the state it has changes nothing.
+    """
+    _belongs(tenant, run)
+    if state not in (DagRunState.QUEUED, DagRunState.SUCCESS, DagRunState.FAILED):
+        raise Invalid(f"a run can be marked queued, success or failed, not {state!r}")
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _lock_run(run.pk)
+        before = locked.state
+        if before == state:
+            return locked
+        spec = get_dag_spec(locked.dag_version)
+        tis = list(TaskInstance.objects.filter(dag_run=locked).select_for_update(of=("self",)))
+        teardown = {t for t, task in spec.tasks.items() if task.is_teardown}
+        published: list[dict] = []
+        finish = True
+        if state == DagRunState.SUCCESS:
+            marks = [
+                ti for ti in tis if ti.task_id not in teardown and ti.state not in (S.SUCCESS, S.REMOVED)
+            ]
+            published += _mark(locked, [ti for ti in marks if ti.state != S.RESTARTING], S.SUCCESS, now)
+            finish = not any(ti.task_id in teardown and ti.state not in FINISHED for ti in tis)
+        elif state == DagRunState.FAILED:
+            unfinished = [ti for ti in tis if ti.state not in FINISHED]
+            running = [ti for ti in unfinished if ti.state in _RUNNING_STATES and ti.task_id not in teardown]
+            # Teardowns already running may finish their cleanup; everything else not started is skipped.
+            pending = [ti for ti in unfinished if ti.state not in _RUNNING_STATES]
+            published += _mark(locked, running, S.FAILED, now)
+            published += _mark(locked, pending, S.SKIPPED, now)
+        if not finish:
+            if locked.state in RUN_FINISHED and transition_run(
+                locked, DagRunState.QUEUED, queued_at=now, end_date=None, failure_reason=""
+            ):
+                published.append(run_event(locked))
+        elif state == DagRunState.QUEUED:
+            if transition_run(locked, DagRunState.QUEUED, queued_at=now, end_date=None, failure_reason=""):
+                published.append(run_event(locked))
+        else:
+            reason = "" if state == DagRunState.SUCCESS else f"marked failed by {actor.label or actor.kind}"
+            if transition_run(
+                locked,
+                DagRunState(state),
+                start_date=locked.start_date or now,
+                end_date=now,
+                failure_reason=reason,
+            ):
+                published.append(run_event(locked))
+        audit(
+            tenant=tenant,
+            actor=actor,
+            action=AuditAction.RUN_MARKED,
+            obj=locked,
+            before={"state": before},
+            after={"state": str(locked.state), "requested": str(state)},
+            detail={"dag_id": locked.dag.dag_id, "run_id": locked.run_id},
+            request=request,
+        )
+        events.publish_on_commit(published)
+    for name in ("state", "start_date", "end_date", "queued_at", "failure_reason"):
+        setattr(run, name, getattr(locked, name))
+    return locked
+
+
+def _mark(run: DagRun, tis: list[TaskInstance], state: str, now: datetime) -> list[dict]:
+    """Move `tis` (read under lock) to the finished `state`, grouped by the state each had; returns events."""
+    by_state: dict[str, list[TaskInstance]] = defaultdict(list)
+    for ti in tis:
+        if state in ALLOWED[TIState(ti.state)]:
+            by_state[ti.state].append(ti)
+    fields = {**_fields_for(state, now), "next_retry_at": None, "trigger": None, "next_method": ""}
+    published = []
+    for old, group in by_state.items():
+        _transition_many([ti.pk for ti in group], old, state, **fields)
+        published += [ti_event(run, ti.task_id, ti.map_index, state, ti.try_number) for ti in group]
+    return published
+
+
+@transaction.atomic
+def delete_run(*, tenant: Tenant, actor: Actor, run: DagRun, request: HttpRequest | None = None) -> None:
+    """Delete a run with its task instances, their history and XComs (Airflow's delete). Tries still running
+    are stopped by their runners, which find their task instance gone."""
+    _belongs(tenant, run)
+    locked = _lock_run(run.pk)
+    audit(
+        tenant=tenant,
+        actor=actor,
+        action=AuditAction.RUN_DELETED,
+        obj=locked,
+        before={
+            "dag_id": locked.dag.dag_id,
+            "run_id": locked.run_id,
+            "state": str(locked.state),
+            "run_type": str(locked.run_type),
+            "logical_date": locked.logical_date.isoformat() if locked.logical_date else None,
+        },
+        request=request,
+    )
+    event = {**run_event(locked), "state": "deleted"}
+    locked.delete()
+    events.publish_on_commit([event])
+
+
+# -- Backfills --
+
+
+def create_backfill(
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    dag: Dag,
+    start: datetime,
+    end: datetime,
+    reverse: bool = False,
+    max_active_runs: int | None = None,
+    reprocess: str = Backfill.Reprocess.NONE,
+    conf: dict | None = None,
+    request: HttpRequest | None = None,
+) -> Backfill:
+    """Create a backfill of the DAG between `start` and `end` (logical dates, inclusive), as Airflow 3's.
+
+    The runs are the DAG's schedule's complete data intervals in the range (latest first with `reverse`);
+    the scheduler creates them over time (create_backfill_runs), at most `max_active_runs` (default 10)
+    queued or running at once, independently of the DAG's own max_active_runs. A date that already has a
+    run is skipped while that run is queued or running; otherwise `reprocess` decides: "none" skips it,
+    "failed" runs it again if it failed, "completed" runs it again if it finished (the existing run is
+    cleared and becomes the backfill's). Invalid: no time-based schedule, a range in the future or
+    reversed, nothing to run, conf not valid against the params, depends_on_past tasks with `reverse` or
+    with reprocess "none". Conflict: the DAG already has a backfill that is not completed, or no version.
+    """
+    _belongs(tenant, dag)
+    if reprocess not in Backfill.Reprocess.values:
+        raise Invalid(f"reprocess must be one of {', '.join(Backfill.Reprocess.values)}, not {reprocess!r}")
+    if timezone.is_naive(start) or timezone.is_naive(end):
+        raise Invalid("the backfill's start and end must include a time zone")
+    if start > end:
+        raise Invalid(f"the start ({start.isoformat()}) must not be after the end ({end.isoformat()})")
+    now = timezone.now()
+    if start >= now and end >= now:
+        raise Invalid("a backfill cannot run future dates")
+    max_active_runs = DEFAULT_BACKFILL_MAX_ACTIVE_RUNS if max_active_runs is None else max_active_runs
+    if max_active_runs < 1:
+        raise Invalid("max_active_runs must be at least 1")
+    with transaction.atomic():
+        locked = Dag.objects.select_for_update(of=("self",)).select_related("active_version").get(pk=dag.pk)
+        version = locked.active_version
+        if version is None or not locked.is_active:
+            raise Conflict(f"DAG {locked.dag_id!r} has no active version to backfill")
+        validate_conf(version, conf)
+        spec = get_dag_spec(version)
+        if any(task.depends_on_past for task in spec.tasks.values()):
+            if reverse:
+                raise Invalid(
+                    "a backfill cannot run in reverse when the DAG has tasks with depends_on_past=True"
+                )
+            if reprocess == Backfill.Reprocess.NONE:
+                raise Invalid(
+                    "the DAG has tasks with depends_on_past=True: choose reprocess 'failed' or 'completed'"
+                )
+        if Backfill.objects.filter(dag=locked, completed_at__isnull=True).exists():
+            raise Conflict(f"DAG {locked.dag_id!r} already has a backfill running: there can be only one")
+        planned = plan_backfill(version, start, end, reverse=reverse, now=now)
+        if not planned:
+            raise Invalid(
+                f"no complete data interval of DAG {locked.dag_id!r} has its logical date between "
+                f"{start.isoformat()} and {end.isoformat()}"
+            )
+        backfill = Backfill.objects.create(
+            tenant=tenant,
+            dag=locked,
+            from_date=start,
+            to_date=end,
+            reverse=reverse,
+            max_active_runs=max_active_runs,
+            reprocess_behavior=reprocess,
+            dag_run_conf=dict(conf or {}),
+            planned=planned,
+            created_by_id=actor.user_id if actor.kind in ("user", "token") else None,
+        )
+        audit(
+            tenant=tenant,
+            actor=actor,
+            action=AuditAction.BACKFILL_CREATED,
+            obj=backfill,
+            after={
+                "dag_id": locked.dag_id,
+                "from_date": start.isoformat(),
+                "to_date": end.isoformat(),
+                "reverse": reverse,
+                "max_active_runs": max_active_runs,
+                "reprocess_behavior": reprocess,
+                "dag_run_conf": backfill.dag_run_conf,
+                "runs_planned": len(planned),
+            },
+            request=request,
+        )
+        events.publish_on_commit([_dag_event(locked, "backfill")])
+    return backfill
+
+
+def plan_backfill(
+    version: DagVersion, start: datetime, end: datetime, *, reverse: bool = False, now: datetime | None = None
+) -> list[dict[str, str]]:
+    """The data intervals a backfill of this DAG version between `start` and `end` considers, in the order
+    it runs them: the schedule's intervals whose logical date is in the range and which ended before `now`
+    ([{"logical_date", "start", "end"}], ISO 8601). Invalid for a schedule that is not time-based."""
+    from tradewind.sdk.timetables import TimeRestriction, timetable_from_serialized
+
+    now = now or timezone.now()
+    schedule = version.serialized.get("schedule") or {"type": "null"}
+    try:
+        timetable = timetable_from_serialized(schedule)
+    except (KeyError, ValueError):
+        raise Invalid(f"DAG {version.dag.dag_id!r} has a schedule the scheduler cannot compute") from None
+    if not timetable.periodic:
+        raise Invalid(f"DAG {version.dag.dag_id!r} has no time-based schedule, so it cannot be backfilled")
+    restriction = TimeRestriction(earliest=start, latest=end, catchup=True)
+    planned: list[dict[str, str]] = []
+    last = None
+    while True:
+        info = timetable.next_dagrun_info(last_automated_data_interval=last, restriction=restriction)
+        if info is None or info.data_interval is None or info.logical_date > end:
+            break
+        if info.data_interval.end >= now or (last is not None and info.data_interval.end <= last.end):
+            break
+        if len(planned) >= MAX_BACKFILL_RUNS:
+            raise Invalid(f"the range holds more than {MAX_BACKFILL_RUNS} runs: backfill it in parts")
+        planned.append(
+            {
+                "logical_date": info.logical_date.isoformat(),
+                "start": info.data_interval.start.isoformat(),
+                "end": info.data_interval.end.isoformat(),
+            }
+        )
+        last = info.data_interval
+    return planned[::-1] if reverse else planned
+
+
+@transaction.atomic
+def set_backfill_paused(
+    *, tenant: Tenant, actor: Actor, backfill: Backfill, is_paused: bool, request: HttpRequest | None = None
+) -> Backfill:
+    """Pause a backfill (no new runs; the ones it created go on) or unpause it; Conflict once completed."""
+    _belongs(tenant, backfill)
+    locked = Backfill.objects.select_for_update(of=("self",)).select_related("dag").get(pk=backfill.pk)
+    if locked.completed_at is not None:
+        raise Conflict("the backfill is already completed")
+    if locked.is_paused != is_paused:
+        locked.is_paused = is_paused
+        locked.save(update_fields=["is_paused", "updated_at"])
+        audit(
+            tenant=tenant,
+            actor=actor,
+            action=AuditAction.BACKFILL_PAUSED if is_paused else AuditAction.BACKFILL_UNPAUSED,
+            obj=locked,
+            before={"is_paused": not is_paused},
+            after={"is_paused": is_paused},
+            detail={"dag_id": locked.dag.dag_id},
+            request=request,
+        )
+        _wake_on_commit(tenant.pk)
+    return locked
+
+
+@transaction.atomic
+def cancel_backfill(
+    *, tenant: Tenant, actor: Actor, backfill: Backfill, request: HttpRequest | None = None
+) -> Backfill:
+    """Cancel a backfill as Airflow does: it is paused and completed now, its queued runs fail, its running
+    runs go on. Conflict once completed."""
+    _belongs(tenant, backfill)
+    locked = Backfill.objects.select_for_update(of=("self",)).select_related("dag").get(pk=backfill.pk)
+    if locked.completed_at is not None:
+        raise Conflict("the backfill is already completed")
+    now = timezone.now()
+    published = []
+    failed = []
+    for run in DagRun.objects.filter(backfill=locked, state=DagRunState.QUEUED).select_related("dag"):
+        if transition_run(
+            run,
+            DagRunState.FAILED,
+            end_date=now,
+            failure_reason=f"backfill {locked.pk} was cancelled before the run started",
+        ):
+            failed.append(run.run_id)
+            published.append(run_event(run))
+    locked.is_paused = True
+    locked.completed_at = now
+    locked.save(update_fields=["is_paused", "completed_at", "updated_at"])
+    audit(
+        tenant=tenant,
+        actor=actor,
+        action=AuditAction.BACKFILL_CANCELLED,
+        obj=locked,
+        detail={"dag_id": locked.dag.dag_id, "failed_runs": failed, "not_started": _remaining(locked)},
+        request=request,
+    )
+    events.publish_on_commit(published)
+    return locked
+
+
+def _remaining(backfill: Backfill) -> int:
+    return max(len(backfill.planned) - backfill.next_index, 0)
+
+
+def create_backfill_runs(tenant: Tenant, now: datetime | None = None) -> int:
+    """The scheduler's part of backfills: for each of the tenant's backfills that is not completed, create
+    (or reprocess) its next runs while fewer than its max_active_runs are queued or running, and complete
+    it once every date is handled and its runs have finished. Nothing new for a paused backfill or a
+    paused DAG. Returns how many runs were created or reprocessed. Safe with several schedulers: each
+    backfill is handled under a row lock that others skip."""
+    now = now or timezone.now()
+    handled = 0
+    open_ids = list(
+        Backfill.objects.for_tenant(tenant).filter(completed_at__isnull=True).values_list("pk", flat=True)
+    )
+    for backfill_id in open_ids:
+        with transaction.atomic():
+            backfill = (
+                Backfill.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("dag", "tenant")
+                .filter(pk=backfill_id, completed_at__isnull=True)
+                .first()
+            )
+            if backfill is not None:
+                handled += _advance_backfill(backfill, now)
+    return handled
+
+
+def _advance_backfill(backfill: Backfill, now: datetime) -> int:
+    from tradewind.accounts.actors import Actor
+
+    actor = Actor.system("backfill")
+    dag = backfill.dag
+    active = DagRun.objects.filter(
+        backfill=backfill, state__in=[DagRunState.QUEUED, DagRunState.RUNNING]
+    ).count()
+    can_create = not backfill.is_paused and not dag.is_paused and dag.is_active and dag.active_version_id
+    handled = 0
+    while can_create and active < backfill.max_active_runs and backfill.next_index < len(backfill.planned):
+        entry = backfill.planned[backfill.next_index]
+        backfill.next_index += 1
+        reason = _backfill_date(backfill, entry, actor)
+        if reason:
+            backfill.skipped = [*backfill.skipped, {"logical_date": entry["logical_date"], "reason": reason}]
+            continue
+        active += 1
+        handled += 1
+    fields = ["next_index", "skipped", "updated_at"]
+    if backfill.next_index >= len(backfill.planned) and active == 0:
+        backfill.completed_at = now
+        fields.append("completed_at")
+        audit(
+            tenant=backfill.tenant,
+            actor=actor,
+            action=AuditAction.BACKFILL_COMPLETED,
+            obj=backfill,
+            detail={"dag_id": dag.dag_id, "runs": backfill.runs.count(), "skipped": len(backfill.skipped)},
+        )
+    backfill.save(update_fields=fields)
+    return handled
+
+
+def _backfill_date(backfill: Backfill, entry: Mapping[str, str], actor: Actor) -> str:
+    """Create or reprocess the run of one planned date; "" when done, else why the date is skipped."""
+    logical_date = datetime.fromisoformat(entry["logical_date"])
+    existing = DagRun.objects.filter(dag=backfill.dag, logical_date=logical_date).select_related(
+        "dag", "dag_version", "tenant"
+    )
+    run = existing.select_for_update(skip_locked=True, of=("self",)).first()
+    if run is None and existing.exists():
+        return "in flight"  # another transaction holds that run
+    if run is not None:
+        reason = backfill_skip_reason(run.state, backfill.reprocess_behavior)
+        if reason:
+            return reason
+        _clear(
+            actor=actor,
+            run=run,
+            task_ids=None,
+            map_indexes=None,
+            downstream=False,
+            upstream=False,
+            only_failed=False,
+            dry_run=False,
+            request=None,
+            action=AuditAction.RUN_CLEARED,
+        )
+        run.run_type, run.backfill, run.conf = RunType.BACKFILL, backfill, dict(backfill.dag_run_conf)
+        run.save(update_fields=["run_type", "backfill", "conf"])
+        return ""
+    try:
+        with transaction.atomic():
+            run = create_dag_run(
+                tenant=backfill.tenant,
+                dag=backfill.dag,
+                actor=actor,
+                run_type=RunType.BACKFILL,
+                logical_date=logical_date,
+                data_interval=(datetime.fromisoformat(entry["start"]), datetime.fromisoformat(entry["end"])),
+                conf=backfill.dag_run_conf,
+                backfill=backfill,
+            )
+    except (Conflict, IntegrityError):  # created meanwhile by the scheduler or a trigger
+        return "in flight"
+    if backfill.created_by_id is not None:
+        DagRun.objects.filter(pk=run.pk).update(triggered_by_id=backfill.created_by_id)
+    return ""
+
+
+def backfill_skip_reason(state: str, reprocess: str) -> str:
+    """Airflow's rule for a backfill date whose run is in `state`: "" to reprocess it, else why it is
+    skipped ("in flight" while queued or running, "already exists" when `reprocess` does not cover it)."""
+    if state not in RUN_FINISHED:
+        return "in flight"
+    if reprocess == Backfill.Reprocess.NONE:
+        return "already exists"
+    if reprocess == Backfill.Reprocess.FAILED and state != DagRunState.FAILED:
+        return "already exists"
+    return ""
+
+
+# -- Pools --
+
+
+def ensure_default_pool(tenant: Tenant) -> Pool:
+    """The tenant's default_pool (128 slots), created if it does not exist yet: every tenant has one."""
+    pool, _ = Pool.objects.get_or_create(
+        tenant=tenant, name=DEFAULT_POOL, defaults={"slots": 128, "description": "Default pool"}
+    )
+    return pool
+
+
+@transaction.atomic
+def set_pool(
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    name: str,
+    slots: int,
+    description: str = "",
+    include_deferred: bool = False,
+    request: HttpRequest | None = None,
+) -> Pool:
+    """Create or update the tenant's pool `name` (Airflow's pools set): `slots` task slots (-1: unlimited),
+    deferred tasks counted when `include_deferred`. Invalid for an empty or too long name or slots < -1."""
+    name = (name or "").strip()
+    if not name or len(name) > 250:
+        raise Invalid("a pool needs a name of 1 to 250 characters")
+    if isinstance(slots, bool) or not isinstance(slots, int) or slots < -1:
+        raise Invalid("slots must be a whole number, -1 for unlimited")
+    pool = Pool.objects.for_tenant(tenant).select_for_update().filter(name=name).first()
+    before = None
+    if pool is None:
+        pool = Pool(tenant=tenant, name=name)
+    else:
+        before = {
+            "slots": pool.slots,
+            "description": pool.description,
+            "include_deferred": pool.include_deferred,
+        }
+    pool.slots, pool.description, pool.include_deferred = slots, description or "", bool(include_deferred)
+    pool.save()
+    audit(
+        tenant=tenant,
+        actor=actor,
+        action=AuditAction.POOL_CHANGED,
+        obj=pool,
+        before=before,
+        after={
+            "name": name,
+            "slots": slots,
+            "description": pool.description,
+            "include_deferred": pool.include_deferred,
+        },
+        request=request,
+    )
+    _wake_on_commit(tenant.pk)  # more slots may let waiting tasks run
+    return pool
+
+
+@transaction.atomic
+def delete_pool(*, tenant: Tenant, actor: Actor, pool: Pool, request: HttpRequest | None = None) -> None:
+    """Delete one of the tenant's pools; the default_pool cannot be deleted (Invalid). Task instances that
+    still name the pool wait until a pool of that name exists again."""
+    _belongs(tenant, pool)
+    if pool.name == DEFAULT_POOL:
+        raise Invalid("the default_pool cannot be deleted")
+    audit(
+        tenant=tenant,
+        actor=actor,
+        action=AuditAction.POOL_DELETED,
+        obj=pool,
+        before={"name": pool.name, "slots": pool.slots, "description": pool.description},
+        request=request,
+    )
+    Pool.objects.filter(pk=pool.pk).delete()

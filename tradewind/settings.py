@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
     "guardian",
     "channels",
     "tradewind",
@@ -171,6 +172,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "tradewind.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
@@ -195,6 +197,7 @@ TRADEWIND_SCHEDULER_MAX_SLEEP = float(os.environ.get("TRADEWIND_SCHEDULER_MAX_SL
 TRADEWIND_QUEUED_TIMEOUT = float(os.environ.get("TRADEWIND_QUEUED_TIMEOUT", "300"))
 TRADEWIND_ZOMBIE_TIMEOUT = float(os.environ.get("TRADEWIND_ZOMBIE_TIMEOUT", "60"))
 TRADEWIND_HEARTBEAT_SECONDS = float(os.environ.get("TRADEWIND_HEARTBEAT_SECONDS", "5"))
+TRADEWIND_TRIGGERER_POLL_SECONDS = float(os.environ.get("TRADEWIND_TRIGGERER_POLL_SECONDS", "5"))
 
 # DAG repositories and parsing: files per bundle, .airflowignore syntax, per-file parse limits.
 TRADEWIND_BUNDLE_MAX_FILES = int(os.environ.get("TRADEWIND_BUNDLE_MAX_FILES", "5000"))

@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,8 +65,10 @@ def run_task_instance(
     try:
         ti = _load(started)
         masker = _new_masker()
-        with get_log_store().writer(ti, ti.try_number, masker=masker) as out, _Heartbeat(ti):
-            outcome = _masked_outcome(_run_try(ti, masker, out, secrets_tenant_id), masker)
+        with get_log_store().writer(ti, ti.try_number, masker=masker) as out, _Heartbeat(ti) as beat:
+            outcome = _masked_outcome(
+                _run_try(ti, masker, out, secrets_tenant_id, beat.child_started), masker
+            )
     except Exception as error:  # the log or the database failed us: still never leave the try running
         log.exception("the task runner failed", extra={"ti_id": ti.pk})
         from workers.sandbox import failed_outcome
@@ -211,7 +214,13 @@ def build_ti_info(ti: TaskInstance) -> dict[str, Any]:
 # --- one try ---------------------------------------------------------------------------------------------
 
 
-def _run_try(ti: TaskInstance, masker: Masker, out: LogWriter, secrets_tenant_id: int | None) -> dict:
+def _run_try(
+    ti: TaskInstance,
+    masker: Masker,
+    out: LogWriter,
+    secrets_tenant_id: int | None,
+    on_start: Callable[[int], None],
+) -> dict:
     from workers import sandbox
 
     label = ti.task_id if ti.map_index == NO_MAP_INDEX else f"{ti.task_id}[{ti.map_index}]"
@@ -234,7 +243,7 @@ def _run_try(ti: TaskInstance, masker: Masker, out: LogWriter, secrets_tenant_id
             handler=TaskRpcHandler(ti=ti, masker=masker, secrets_tenant_id=secrets_tenant_id),
             output=out.write,
             timeout_s=timeout_s,
-            on_start=lambda pid: _record_pid(ti, pid),
+            on_start=on_start,
         )
     except Exception as error:
         log.exception("the task runner failed", extra={"ti_id": ti.pk})
@@ -269,10 +278,6 @@ def _fileloc(run: DagRun) -> str:
     return run.dag_version.serialized.get("fileloc") or run.dag.fileloc
 
 
-def _record_pid(ti: TaskInstance, pid: int) -> None:
-    TaskInstance.objects.filter(pk=ti.pk, try_number=ti.try_number, state=TIState.RUNNING).update(pid=pid)
-
-
 def _masked_outcome(outcome: dict, masker: Masker) -> dict:
     """Errors, tracebacks and rendered fields leave the runner masked (they are stored and shown)."""
     masked = dict(outcome)
@@ -286,13 +291,23 @@ def _masked_outcome(outcome: dict, masker: Masker) -> dict:
 
 class _Heartbeat:
     """While the try runs, stamps heartbeat_at every TRADEWIND_HEARTBEAT_SECONDS (the scheduler fails a
-    running try whose heartbeat stops). Its own thread and database connection; never blocks the runner."""
+    running try whose heartbeat stops). When the try is no longer running in the database — a user cleared
+    it (restarting), marked it, or deleted its run — it stops the task's child, as Airflow's task heartbeat
+    does. Its own thread and database connection; never blocks the runner."""
 
     def __init__(self, ti: TaskInstance) -> None:
         self.ti_id, self.try_number = ti.pk, ti.try_number
         self.interval = float(settings.TRADEWIND_HEARTBEAT_SECONDS)
+        self.child_pid: int | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{ti.pk}", daemon=True)
+
+    def child_started(self, pid: int) -> None:
+        """The sandbox started the try's child: remember its pid (here, to stop it; in the row, to show it)."""
+        self.child_pid = pid
+        TaskInstance.objects.filter(pk=self.ti_id, try_number=self.try_number, state=TIState.RUNNING).update(
+            pid=pid
+        )
 
     def __enter__(self) -> _Heartbeat:
         self._thread.start()
@@ -305,9 +320,15 @@ class _Heartbeat:
     def _beat(self) -> None:
         try:
             while not self._stop.wait(self.interval):
-                TaskInstance.objects.filter(
+                beat = TaskInstance.objects.filter(
                     pk=self.ti_id, try_number=self.try_number, state=TIState.RUNNING
                 ).update(heartbeat_at=timezone.now())
+                if not beat and self.child_pid is not None and not self._stop.is_set():
+                    from workers import sandbox
+
+                    log.info("the try is no longer running; stopping its task", extra={"ti_id": self.ti_id})
+                    sandbox.terminate(self.child_pid)
+                    return
         except Exception:
             log.exception("task heartbeat failed", extra={"ti_id": self.ti_id})
         finally:

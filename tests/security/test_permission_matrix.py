@@ -4,38 +4,34 @@ endpoint, UI page and command that performs it, for a session user and for a tok
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 from rest_framework.test import APIClient
 
+from scheduler import services as engine
+from scheduler.models import DagRun, TaskInstance
 from tenants.models import Membership, Tenant
 from tenants.roles import MIN_ROLE, Role, can
+from tests.api.helpers import etl_dag
+from tests.factories import make_dag_version, make_run
+from tests.scheduler.engine import START
 from tradewind.accounts import services as accounts
 from tradewind.accounts.actors import Actor
 from tradewind.secrets import services as secrets
+from workers.logs import get_log_store
 
-# Actions whose endpoints belong to other parts of the platform that do not exist yet (DAGs, runs,
-# logs, bundles, pools through the API/UI; tenant settings are managed by platform superusers in the
-# admin). They are checked through can(), the one function every future view must call.
-NO_ENDPOINT_YET = {
-    "dag.view",
-    "dag.edit",
-    "run.view",
-    "run.trigger",
-    "run.clear",
-    "run.mark",
-    "run.delete",
-    "log.view",
-    "bundle.view",
-    "bundle.upload",
-    "pool.view",
-    "pool.edit",
-    "tenant.manage",
-}
+# Actions without an endpoint: tenant settings are managed by platform superusers in the admin. They are
+# checked through can(), the one function every view calls.
+NO_ENDPOINT_YET = {"tenant.manage"}
 
 
 @dataclass
@@ -87,8 +83,54 @@ def probe_command(*args: str):
     return run
 
 
+def probe_upload(path: Callable[[Ctx], str]):
+    """POST a small DAG repository (zip) as the raw request body."""
+
+    def run(ctx: Ctx, client: APIClient, browser: Client | None) -> bool:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr(
+                "matrix.py", "from tradewind.sdk import DAG\nDAG('matrix_upload', schedule=None)\n"
+            )
+        return _ok(
+            client.generic("POST", path(ctx), buffer.getvalue(), content_type="application/zip").status_code
+        )
+
+    run.kind = "api"
+    return run
+
+
 def _target_member(ctx: Ctx) -> int:
     return Membership.objects.get(user=ctx.member(ctx.tenant, Role.VIEWER)).pk
+
+
+RUN = "dags/etl/dagRuns/r1"
+
+
+def _world(ctx: Ctx) -> str:
+    """The DAG "etl" with runs r1 and r2, whose first task of r1 ran a try with a log (made once per test)."""
+    if not DagRun.objects.for_tenant(ctx.tenant).filter(run_id="r1").exists():
+        version = make_dag_version(ctx.tenant, etl_dag())
+        run = make_run(ctx.tenant, version, logical_date=START, run_id="r1")
+        make_run(ctx.tenant, version, logical_date=None, run_id="r2")
+        (queued,) = engine.queue_task_instances(
+            [ti for ti in engine.schedule_run(run) if ti.task_id == "extract"]
+        )
+        ti = TaskInstance.objects.select_related("dag_run__dag").get(pk=queued.pk)
+        with get_log_store().writer(ti, ti.try_number) as out:
+            out.line("hello from the matrix")
+        engine.ensure_default_pool(ctx.tenant)
+    return "etl"
+
+
+def world(path: str) -> Callable[[Ctx], str]:
+    """The URL of `path` in the tenant's API, once the DAG world it reads or changes exists."""
+
+    def url(ctx: Ctx) -> str:
+        _world(ctx)
+        return api(ctx, path)
+
+    return url
 
 
 PROBES: dict[str, list] = {
@@ -147,6 +189,52 @@ PROBES: dict[str, list] = {
         probe_command("variables", "set", "cli", "3"),
     ],
     "audit.view": [probe_api("get", lambda c: api(c, "audit/"))],
+    "dag.view": [
+        probe_api("get", world("dags/")),
+        probe_api("get", world("dags/etl")),
+        probe_api("get", world("dags/etl/tasks")),
+        probe_api("get", world("dags/etl/dagVersions/1")),
+        probe_api("get", world("assets/")),
+        probe_api("get", world("assets/events/")),
+    ],
+    "dag.edit": [probe_api("patch", world("dags/etl"), lambda c: {"is_paused": True})],
+    "run.view": [
+        probe_api("get", world("dags/~/dagRuns")),
+        probe_api("get", world(RUN)),
+        probe_api("get", world(f"{RUN}/taskInstances")),
+        probe_api("get", world(f"{RUN}/taskInstances/extract/tries")),
+        probe_api("get", world(f"{RUN}/taskInstances/extract/xcomEntries")),
+    ],
+    "run.trigger": [probe_api("post", world("dags/etl/dagRuns"), lambda c: {"conf": {"rows": 2}})],
+    "run.clear": [
+        probe_api("post", world(f"{RUN}/clear"), lambda c: {"dry_run": False}),
+        probe_api(
+            "post",
+            world("dags/etl/clearTaskInstances"),
+            lambda c: {"dag_run_id": "r1", "only_failed": False, "dry_run": False},
+        ),
+    ],
+    "run.mark": [
+        probe_api("patch", world(f"{RUN}/taskInstances/extract"), lambda c: {"new_state": "success"}),
+        probe_api("patch", world(RUN), lambda c: {"state": "failed"}),
+    ],
+    "run.delete": [probe_api("delete", world("dags/etl/dagRuns/r2"))],
+    "log.view": [probe_api("get", world(f"{RUN}/taskInstances/extract/logs/1"))],
+    "bundle.view": [
+        probe_api("get", world("bundles/")),
+        probe_api("get", world("bundles/default/versions/")),
+        probe_api("get", world("importErrors/")),
+    ],
+    "bundle.upload": [
+        probe_upload(world("bundles/matrix/versions/")),
+        probe_api("post", world("bundles/default/versions/1/activate/")),
+    ],
+    "pool.view": [probe_api("get", world("pools/")), probe_api("get", world("pools/default_pool"))],
+    "pool.edit": [
+        probe_api("post", world("pools/"), lambda c: {"name": "matrix", "slots": 2}),
+        probe_api("patch", world("pools/default_pool"), lambda c: {"slots": 64}),
+        probe_api("delete", world("pools/matrix")),
+    ],
 }
 
 
@@ -156,7 +244,22 @@ def test_every_action_is_classified():
 
 
 @pytest.fixture
-def seeded(tenant, make_member):
+def stores(settings) -> Iterator[Path]:
+    """Bundles and logs in a fresh directory the sandbox (another uid when we are root) can reach."""
+    root = Path(tempfile.mkdtemp(prefix="tw-matrix-"))
+    os.chmod(root, 0o755)
+    settings.BUNDLE_ROOT = root / "bundles"
+    settings.LOG_ROOT = root / "logs"
+    try:
+        yield root
+    finally:
+        for directory, _dirs, _files in os.walk(root):
+            os.chmod(directory, 0o755)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def seeded(tenant, make_member, stores):
     """One connection and one variable for the probes that read or change an existing one."""
     make_member(tenant, Role.ADMIN)  # so a probe may demote or remove without orphaning the tenant
     secrets.set_connection(

@@ -18,6 +18,11 @@ class AuditAction(models.TextChoices):
     TASK_FAILED = "task.failed"
     TASK_CLEARED = "task.cleared"
     TASK_MARKED = "task.marked"
+    BACKFILL_CREATED = "backfill.created"
+    BACKFILL_PAUSED = "backfill.paused"
+    BACKFILL_UNPAUSED = "backfill.unpaused"
+    BACKFILL_CANCELLED = "backfill.cancelled"
+    BACKFILL_COMPLETED = "backfill.completed"
     # DAGs and their repositories
     DAG_PAUSED = "dag.paused"
     DAG_UNPAUSED = "dag.unpaused"
@@ -26,6 +31,7 @@ class AuditAction(models.TextChoices):
     BUNDLE_ACTIVATED = "bundle.activated"
     BUNDLE_ROLLED_BACK = "bundle.rolled_back"
     POOL_CHANGED = "pool.changed"
+    POOL_DELETED = "pool.deleted"
     # Tenants, members, grants
     TENANT_CREATED = "tenant.created"
     TENANT_CHANGED = "tenant.changed"

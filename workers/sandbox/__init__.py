@@ -5,6 +5,7 @@ Pure Python, no Django: the platform calls the functions below from its schedule
 
 from workers.sandbox.api import (
     FileResult,
+    TriggerHost,
     failed_outcome,
     fork_server_pid,
     parse_files,
@@ -14,13 +15,14 @@ from workers.sandbox.api import (
     run_trigger,
 )
 from workers.sandbox.limits import Limits, configure
-from workers.sandbox.parent import RpcHandler, SandboxError, terminate
+from workers.sandbox.parent import RpcHandler, SandboxError, send, terminate
 
 __all__ = [
     "FileResult",
     "Limits",
     "RpcHandler",
     "SandboxError",
+    "TriggerHost",
     "configure",
     "failed_outcome",
     "fork_server_pid",
@@ -29,5 +31,6 @@ __all__ = [
     "run_dag_callback",
     "run_task",
     "run_trigger",
+    "send",
     "terminate",
 ]

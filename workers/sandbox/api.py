@@ -13,7 +13,16 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TypedDict
 
 from workers.sandbox.limits import Limits, tenant_ids
-from workers.sandbox.parent import JobResult, JobSpec, RpcHandler, SandboxError, get_server, run_job
+from workers.sandbox.parent import (
+    JobResult,
+    JobSpec,
+    RpcHandler,
+    SandboxError,
+    get_server,
+    run_job,
+    send,
+    terminate,
+)
 
 OutputCallback = Callable[[bytes], None]
 StartCallback = Callable[[int], None]
@@ -174,6 +183,142 @@ def run_trigger(
     if res.timed_out:
         return {"error": f"trigger timed out after {_seconds(timeout_s)} s"}
     return {"error": _death(res, limits, "while running the trigger", wall)}
+
+
+class TriggerHost:
+    """A long-lived sandboxed child of one tenant that runs many triggers of one bundle version at once, on one
+    asyncio loop (triggerhost.py), so that waiting tasks cost a coroutine each, not a process each.
+
+    `run()` starts the child and blocks for its whole life (call it in a thread of its own); it returns None
+    when the host stopped because `stop()` asked it to, else why it ended (killed, crashed, ...). `add()`,
+    `cancel()`, `ping()` and `stop()` may be called from any thread, before the child started too. Each
+    trigger's first event or error goes to `on_result(key, {"event": payload} | {"error", "traceback"})`, what
+    it logs or prints to `on_output(key, text)`, and requests of tenant code (Variable.get, ...) to
+    `handler(key, op, kwargs)` with the key of the trigger that asked (None outside any trigger: the caller
+    must check that a key it is given is one it added to this host). These callbacks run on the thread that
+    runs `run()`; output of the host outside any trigger goes to `output`."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        tenant_id: int,
+        on_result: Callable[[str, dict[str, Any]], None],
+        on_output: Callable[[str, str], None],
+        handler: Callable[[str | None, str, dict[str, Any]], Any],
+        output: OutputCallback,
+        limits: Limits | None = None,
+    ) -> None:
+        self.root = Path(root).resolve()
+        self.tenant_id = tenant_id
+        self.limits = limits or Limits()
+        self._on_result = on_result
+        self._on_output = on_output
+        self._handler = handler
+        self._output = output
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._ended = False
+        self._stop_requested = False
+        self._unsent: list[dict[str, Any]] = []
+        self.last_pong: int | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The child's pid while it runs."""
+        return self._pid
+
+    def run(self) -> str | None:
+        """Run the host until it ends: None when asked to stop, else the reason it ended."""
+        from workers.sandbox.triggerhost import TRIGGER_KEY
+
+        def handle(op: str, kwargs: dict[str, Any]) -> Any:
+            if op == "trigger_event":
+                key = str(kwargs.pop("key", ""))
+                self._on_result(key, kwargs if "event" in kwargs else {"traceback": None, **kwargs})
+            elif op == "trigger_output":
+                self._on_output(str(kwargs.get("key", "")), str(kwargs.get("data", "")))
+            elif op == "trigger_pong":
+                self.last_pong = kwargs.get("n")
+            else:
+                key = kwargs.pop(TRIGGER_KEY, None)
+                return self._handler(None if key is None else str(key), op, kwargs)
+            return None
+
+        try:
+            _grant_bundle_access(self.root, self.tenant_id)
+        except SandboxError as exc:
+            self._end()
+            return f"the sandbox failed while starting the trigger host: {exc}"
+        spec = JobSpec(
+            kind="trigger_host",
+            payload={},
+            root=self.root,
+            tenant_id=self.tenant_id,
+            limits=self.limits,
+            timeout_s=None,
+            handler=handle,
+            output=self._output,
+            on_start=self._started,
+        )
+        res = run_job(spec)
+        self._end()
+        if res.done and isinstance(res.result, dict) and "stopped" in res.result:
+            return None
+        if res.cancelled and self._stop_requested:
+            return None
+        return _death(res, self.limits, "while running triggers", None)
+
+    def add(self, key: str, classpath: str, kwargs: dict[str, Any], *, file: str | None = None) -> None:
+        """Start a trigger (`classpath(**kwargs)`, kwargs as serialized); `file` is the DAG file (relative to
+        the bundle) that deferred, where a trigger class defined in it is found."""
+        self._order({"op": "add", "key": key, "classpath": classpath, "kwargs": kwargs, "file": file})
+
+    def cancel(self, key: str) -> None:
+        """Stop a trigger (its cleanup runs); nothing is reported for it."""
+        self._order({"op": "cancel", "key": key})
+
+    def ping(self, n: int) -> None:
+        """Ask the host's loop to answer; `last_pong` becomes `n` when it does (a blocked loop never does)."""
+        self._order({"op": "ping", "n": n})
+
+    def stop(self) -> None:
+        """Ask the host to cancel its triggers and end; it is killed if it has not ended `limits.kill_grace_s`
+        later."""
+        with self._lock:
+            self._stop_requested = True
+        self._order({"op": "stop"})
+        timer = threading.Timer(self.limits.kill_grace_s, self.kill)
+        timer.daemon = True
+        timer.start()
+
+    def kill(self) -> None:
+        """Terminate the child now (SIGTERM, SIGKILL after the grace period)."""
+        pid = self._pid
+        if pid is not None:
+            terminate(pid)
+
+    def _order(self, order: dict[str, Any]) -> None:
+        with self._lock:
+            if self._ended:
+                return
+            if self._pid is None:
+                self._unsent.append(order)
+                return
+            send(self._pid, {"push": order})
+
+    def _started(self, pid: int) -> None:
+        with self._lock:
+            self._pid = pid
+            for order in self._unsent:
+                send(pid, {"push": order})
+            self._unsent.clear()
+
+    def _end(self) -> None:
+        with self._lock:
+            self._ended = True
+            self._pid = None
+            self._unsent.clear()
 
 
 def run_dag_callback(

@@ -17,9 +17,13 @@ from workers.sandbox.child import Channel, RpcClient
 
 
 def run(kind: str, payload: dict[str, Any], setup: dict[str, Any], channel: Channel) -> Any:
-    """Run one job of `kind` ("parse", "task", "trigger", "dag_callback")."""
+    """Run one job of `kind` ("parse", "task", "trigger", "dag_callback", "trigger_host")."""
     from tradewind.sdk import execution
 
+    if kind == "trigger_host":  # long-lived: it owns the channel (orders arrive while it runs)
+        from workers.sandbox import triggerhost
+
+        return triggerhost.serve(channel, _Bundle(setup))
     execution.set_client(RpcClient(channel))
     job = _JOBS[kind]
     if kind != "parse":

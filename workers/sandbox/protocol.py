@@ -6,6 +6,8 @@ RPC channel (a stream socketpair between a job's child and the parent), one JSON
     parent -> child, its reply    {"id": 7, "result": <JSON>}  or  {"id": 7, "error": {"type": "KeyError",
                                                                                    "message": "..."}}
     child  -> parent, the end     {"done": <the job's result>}
+    parent -> child, an order     {"push": {...}}  at any time, to a long-lived job only (the trigger host:
+                                  triggerhost.py; sent with parent.send)
 Control channel (a SOCK_SEQPACKET socketpair between the parent and its fork server), one JSON datagram each,
 file descriptors passed with SCM_RIGHTS:
     parent -> server   {"op": "init", "sys_path": [...], "compat_dir": "..."}

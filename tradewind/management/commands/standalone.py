@@ -15,6 +15,7 @@ from scheduler.supervisor import EmbeddedScheduler
 from tenants import services
 from tenants.models import Tenant
 from tenants.roles import Role
+from workers.triggerer import EmbeddedTriggerer
 
 DEMO_TENANT = "demo"
 ADMIN_USERNAME = "admin"
@@ -23,7 +24,7 @@ ADMIN_USERNAME = "admin"
 class Command(BaseCommand):
     help = (
         "Migrate, ensure a demo tenant and an admin user, and run the whole platform in one process: the web "
-        "server (ASGI), the scheduler and the local executor."
+        "server (ASGI), the scheduler, the local executor and the triggerer."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -45,11 +46,14 @@ class Command(BaseCommand):
             self.stdout.write(f"Log in as {ADMIN_USERNAME!r} with the password printed on the first start.")
         self.stdout.flush()
         scheduler = EmbeddedScheduler()  # every tenant, with the local executor
+        triggerer = EmbeddedTriggerer()  # deferred tasks wait here, holding no executor slot
         scheduler.start()
+        triggerer.start()
         try:
             config = uvicorn.Config("tradewind.asgi:application", host=host, port=port, lifespan="off")
             uvicorn.Server(config).run()
         finally:
+            triggerer.shutdown()
             scheduler.shutdown()
 
     def _load_demo_dags(self) -> None:
