@@ -1,15 +1,4 @@
-"""`airflow.sensors.base_sensor_operator` (Airflow 1 path)."""
+"""`airflow.sensors.base_sensor_operator` (Airflow 1 path): the same names as `airflow.sensors.base`."""
 
-from __future__ import annotations
-
-from tradewind.sdk.sensors.base import (
-    BaseSensorOperator,
-    PokeReturnValue,
-    poke_mode_only,
-)
-
-__all__ = [
-    "BaseSensorOperator",
-    "PokeReturnValue",
-    "poke_mode_only",
-]
+from airflow.sensors.base import *  # noqa: F403
+from airflow.sensors.base import __all__  # noqa: F401

@@ -1,15 +1,4 @@
-"""`airflow.sdk.bases.decorator`."""
+"""`airflow.sdk.bases.decorator`: the same names as `airflow.decorators.base`."""
 
-from __future__ import annotations
-
-from tradewind.sdk.decorators import (
-    DecoratedOperator,
-    get_unique_task_id,
-    task_decorator_factory,
-)
-
-__all__ = [
-    "DecoratedOperator",
-    "get_unique_task_id",
-    "task_decorator_factory",
-]
+from airflow.decorators.base import *  # noqa: F403
+from airflow.decorators.base import __all__  # noqa: F401

@@ -1,19 +1,4 @@
-"""`airflow.sdk.bases.operator`."""
+"""`airflow.sdk.bases.operator`: the same names as `airflow.models.baseoperator`."""
 
-from __future__ import annotations
-
-from tradewind.sdk.baseoperator import (
-    BaseOperator,
-    BaseOperatorLink,
-    chain,
-    chain_linear,
-    cross_downstream,
-)
-
-__all__ = [
-    "BaseOperator",
-    "BaseOperatorLink",
-    "chain",
-    "chain_linear",
-    "cross_downstream",
-]
+from airflow.models.baseoperator import *  # noqa: F403
+from airflow.models.baseoperator import __all__  # noqa: F401

@@ -1,25 +1,4 @@
-"""`airflow.providers.standard.operators.python`."""
+"""`airflow.providers.standard.operators.python`: the same names as `airflow.operators.python`."""
 
-from __future__ import annotations
-
-from tradewind.sdk.operators.python import (
-    BranchExternalPythonOperator,
-    BranchPythonOperator,
-    BranchPythonVirtualenvOperator,
-    ExternalPythonOperator,
-    PythonOperator,
-    PythonVirtualenvOperator,
-    ShortCircuitOperator,
-    get_current_context,
-)
-
-__all__ = [
-    "BranchExternalPythonOperator",
-    "BranchPythonOperator",
-    "BranchPythonVirtualenvOperator",
-    "ExternalPythonOperator",
-    "PythonOperator",
-    "PythonVirtualenvOperator",
-    "ShortCircuitOperator",
-    "get_current_context",
-]
+from airflow.operators.python import *  # noqa: F403
+from airflow.operators.python import __all__  # noqa: F401

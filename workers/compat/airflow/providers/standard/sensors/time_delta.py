@@ -1,15 +1,4 @@
-"""`airflow.providers.standard.sensors.time_delta`."""
+"""`airflow.providers.standard.sensors.time_delta`: the same names as `airflow.sensors.time_delta`."""
 
-from __future__ import annotations
-
-from tradewind.sdk.sensors.time_delta import (
-    TimeDeltaSensor,
-    TimeDeltaSensorAsync,
-    WaitSensor,
-)
-
-__all__ = [
-    "TimeDeltaSensor",
-    "TimeDeltaSensorAsync",
-    "WaitSensor",
-]
+from airflow.sensors.time_delta import *  # noqa: F403
+from airflow.sensors.time_delta import __all__  # noqa: F401
