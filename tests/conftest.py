@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import AbstractUser
@@ -68,3 +72,20 @@ def browser_for(make_member) -> Callable[[Tenant, Role], Client]:
 def fast_password_hashing(settings) -> None:
     """Tests create many users; the production hasher's deliberate slowness would dominate the suite."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def storage(settings) -> Iterator[Path]:
+    """Bundles and task logs in a fresh directory that sandboxed children (other uids when the suite runs
+    as root) can reach: the suite's data directory is private to its owner, as a deployment's is."""
+    root = Path(tempfile.mkdtemp(prefix="tw-store-"))
+    os.chmod(root, 0o755)
+    settings.BUNDLE_ROOT = root / "bundles"
+    settings.LOG_ROOT = root / "logs"
+    settings.TRADEWIND_PARSE_TIMEOUT = 10
+    try:
+        yield root
+    finally:
+        for directory, _dirs, _files in os.walk(root):
+            os.chmod(directory, 0o755)  # bundles are stored read-only
+        shutil.rmtree(root, ignore_errors=True)

@@ -4,8 +4,6 @@ children can reach, DAG files uploaded to a real tenant, and a real scheduler ru
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
@@ -18,21 +16,10 @@ from tradewind.accounts.actors import Actor
 
 
 @pytest.fixture
-def storage(settings) -> Iterator[Path]:
-    """Bundles and task logs in a fresh directory that sandboxed children (other uids when we are root) can
-    reach; heartbeats every 0.2 s so a cleared running try is stopped quickly."""
-    root = Path(tempfile.mkdtemp(prefix="tw-runcontrol-"))
-    os.chmod(root, 0o755)
-    settings.BUNDLE_ROOT = root / "bundles"
-    settings.LOG_ROOT = root / "logs"
-    settings.TRADEWIND_PARSE_TIMEOUT = 10
+def storage(storage: Path, settings) -> Path:
+    """The root conftest's storage, with heartbeats every 0.2 s so a cleared running try stops quickly."""
     settings.TRADEWIND_HEARTBEAT_SECONDS = 0.2
-    try:
-        yield root
-    finally:
-        for directory, _dirs, _files in os.walk(root):
-            os.chmod(directory, 0o755)
-        shutil.rmtree(root, ignore_errors=True)
+    return storage
 
 
 @pytest.fixture

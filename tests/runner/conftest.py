@@ -21,20 +21,9 @@ ACTOR = Actor.system("tests")
 
 
 @pytest.fixture(autouse=True)
-def storage(settings) -> Iterator[Path]:
-    """Bundles and task logs in a fresh directory that sandboxed children (other uids when we are root)
-    can reach (the suite's data directory is private to its owner)."""
-    root = Path(tempfile.mkdtemp(prefix="tw-runner-store-"))
-    os.chmod(root, 0o755)
-    settings.BUNDLE_ROOT = root / "bundles"
-    settings.LOG_ROOT = root / "logs"
-    settings.TRADEWIND_PARSE_TIMEOUT = 10
-    try:
-        yield root
-    finally:
-        for directory, _dirs, _files in os.walk(root):
-            os.chmod(directory, 0o755)
-        shutil.rmtree(root, ignore_errors=True)
+def _sandbox_storage(storage: Path) -> Path:
+    """Every test here may run real sandboxed children: see the root conftest's `storage`."""
+    return storage
 
 
 @pytest.fixture

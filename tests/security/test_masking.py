@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import textwrap
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -84,21 +80,6 @@ def test_structures_are_masked_by_key_and_by_value():
 
 
 # A real task, run by the real runner in the real sandbox: its stored log must hold no secret.
-
-
-@pytest.fixture
-def storage(settings) -> Iterator[Path]:
-    """Bundles and logs in a directory the sandboxed child (possibly another uid) can reach."""
-    root = Path(tempfile.mkdtemp(prefix="tw-security-"))
-    os.chmod(root, 0o755)
-    settings.BUNDLE_ROOT = root / "bundles"
-    settings.LOG_ROOT = root / "logs"
-    try:
-        yield root
-    finally:
-        for directory, _dirs, _files in os.walk(root):
-            os.chmod(directory, 0o755)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 DAG_FILE = """
