@@ -57,6 +57,28 @@ def set_tenant_status(*, tenant: Tenant, status: Tenant.Status, actor: Actor = S
 
 
 @transaction.atomic
+def change_tenant_settings(
+    *, tenant: Tenant, actor: Actor, name: str, request: HttpRequest | None = None
+) -> Tenant:
+    """What a tenant's admins may change about their tenant: its display name. Status and quotas are the
+    platform's (superusers, in the admin)."""
+    before = tenant.name
+    tenant.name = name.strip()
+    _validate(tenant)
+    tenant.save(update_fields=["name"])
+    record(
+        tenant=tenant,
+        actor=actor,
+        action=AuditAction.TENANT_CHANGED,
+        obj=tenant,
+        before={"name": before},
+        after={"name": tenant.name},
+        request=request,
+    )
+    return tenant
+
+
+@transaction.atomic
 def ensure_user(
     *, username: str, password: str | None = None, email: str = "", is_superuser: bool = False
 ) -> tuple[AbstractUser, bool]:

@@ -60,3 +60,15 @@ class GrantSerializer(serializers.Serializer):
 class GroupSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     members = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class TenantSettingsSerializer(serializers.Serializer):
+    """The tenant as its members see it; admins may change the name."""
+
+    slug = serializers.CharField(read_only=True)
+    name = serializers.CharField(max_length=200)
+    status = serializers.CharField(read_only=True)
+    max_active_tasks = serializers.IntegerField(read_only=True)
+    max_active_runs = serializers.IntegerField(read_only=True)
+    max_dags = serializers.IntegerField(read_only=True)
+    max_bundle_bytes = serializers.IntegerField(read_only=True)

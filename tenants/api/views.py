@@ -6,6 +6,7 @@ from django.db import transaction
 from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from scheduler.models import Dag
 from tenants import services
@@ -14,10 +15,11 @@ from tenants.api.serializers import (
     GroupSerializer,
     MembershipChangeSerializer,
     MembershipSerializer,
+    TenantSettingsSerializer,
 )
 from tenants.models import Membership
 from tenants.roles import can
-from tenants.scoping import TenantViewSet
+from tenants.scoping import HasAction, IsTenantMember, TenantViewSet
 from tradewind.accounts import grants
 from tradewind.accounts.models import TenantGroup
 from tradewind.errors import Invalid, NotFound
@@ -169,3 +171,29 @@ class GroupViewSet(TenantViewSet):
         grants.set_group_members(
             tenant=request.tenant, actor=request.actor, group=group, users=users, request=request
         )
+
+
+class TenantSettingsView(APIView):
+    """The tenant itself (`/t/<slug>/api/v1/tenant/`): every member reads it, admins rename it."""
+
+    permission_classes = [IsTenantMember, HasAction]
+    required = {"get": "tenant.view", "patch": "tenant.manage"}
+
+    @property
+    def action(self) -> str:
+        return self.request.method.lower()
+
+    def dispatch(self, request, *args, **kwargs):
+        kwargs.pop("tenant_slug", None)  # the middleware already bound it
+        return super().dispatch(request, *args, **kwargs)
+
+    def get(self, request: Request) -> Response:
+        return Response(TenantSettingsSerializer(request.tenant).data)
+
+    def patch(self, request: Request) -> Response:
+        params = TenantSettingsSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        tenant = services.change_tenant_settings(
+            tenant=request.tenant, actor=request.actor, name=params.validated_data["name"], request=request
+        )
+        return Response(TenantSettingsSerializer(tenant).data)

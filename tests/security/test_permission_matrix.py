@@ -29,9 +29,9 @@ from tradewind.accounts.actors import Actor
 from tradewind.secrets import services as secrets
 from workers.logs import get_log_store
 
-# Actions without an endpoint: tenant settings are managed by platform superusers in the admin. They are
-# checked through can(), the one function every view calls.
-NO_ENDPOINT_YET = {"tenant.manage"}
+# Actions without an endpoint (none left): they would be checked through can(), the one function every view
+# calls.
+NO_ENDPOINT_YET: set[str] = set()
 
 
 @dataclass
@@ -134,7 +134,7 @@ def world(path: str) -> Callable[[Ctx], str]:
 
 
 PROBES: dict[str, list] = {
-    "tenant.view": [probe_page("get", "")],
+    "tenant.view": [probe_page("get", ""), probe_api("get", lambda c: api(c, "tenant/"))],
     "member.view": [probe_api("get", lambda c: api(c, "members/")), probe_page("get", "members/")],
     "member.manage": [
         probe_api("patch", lambda c: api(c, f"members/{_target_member(c)}/"), lambda c: {"role": "user"})
@@ -229,6 +229,7 @@ PROBES: dict[str, list] = {
         probe_upload(world("bundles/matrix/versions/")),
         probe_api("post", world("bundles/default/versions/1/activate/")),
     ],
+    "tenant.manage": [probe_api("patch", lambda c: api(c, "tenant/"), lambda c: {"name": "Renamed"})],
     "pool.view": [probe_api("get", world("pools/")), probe_api("get", world("pools/default_pool"))],
     "pool.edit": [
         probe_api("post", world("pools/"), lambda c: {"name": "matrix", "slots": 2}),
