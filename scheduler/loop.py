@@ -1,19 +1,23 @@
 """The scheduling loop of one tenant: create due runs, evaluate active runs, queue what is ready.
 
 One `TenantScheduler` serves one tenant (a scheduler process may hold several). Each pass is a few bulk
-queries; between passes it sleeps until the next timed event (a run due, a retry due) or until an event
-wakes it (a task finished, a run triggered, a bundle uploaded) — never a fixed sleep on the critical path.
+queries, critical path first: runs are evaluated and their ready task instances sent to the executor before
+anything else is looked at. Between passes the caller sleeps until the next timed event (a run due, a retry
+due, a queued message or a heartbeat overdue) or until an event wakes it (a task finished, a run triggered, a
+bundle uploaded) — never a fixed sleep on the critical path.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Count, Min, Q, Sum
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, Min, Q, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from scheduler import services
@@ -21,11 +25,13 @@ from scheduler.models import AssetDagRunQueue, AssetEvent, Dag, DagRun, Pool, Ta
 from scheduler.states import ACTIVE, RUN_FINISHED, DagRunState, RunType, TIState, transition_run
 from tenants.models import Tenant
 from tradewind.accounts.actors import Actor
+from tradewind.errors import Conflict
 from workers.executors import Executor, QueuedTask
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_POOL = "default_pool"
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+_LATEST = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -35,6 +41,7 @@ class PassResult:
     runs_created: int = 0
     tasks_queued: int = 0
     next_wake: datetime | None = None
+    executor_full: bool = False  # ready task instances may have been left for want of executor slots
 
 
 class TenantScheduler:
@@ -43,24 +50,46 @@ class TenantScheduler:
     def __init__(self, tenant_id: int, executor: Executor) -> None:
         self.tenant_id = tenant_id
         self.executor = executor
+        self._recovery_due = _EARLIEST  # when requeue_lost may next find something (lost message, zombie)
+        self._has_default_pool = False
 
     def run_pass(self, now: datetime | None = None) -> PassResult:
         """One scheduling pass; safe to run concurrently with another scheduler (every write is fenced)."""
         now = now or timezone.now()
-        tenant = Tenant.objects.get(pk=self.tenant_id)
+        tenant = Tenant.objects.filter(pk=self.tenant_id).first()
         result = PassResult()
-        if not tenant.is_active:
+        if tenant is None or not tenant.is_active:  # look again later: it may be reactivated
+            result.next_wake = now + timedelta(seconds=settings.TRADEWIND_SCHEDULER_MAX_SLEEP)
             return result
-        result.runs_created = create_due_runs(tenant, now) + create_asset_triggered_runs(tenant, now)
+        if not self._has_default_pool:
+            services.ensure_default_pool(tenant)
+            self._has_default_pool = True
+        self._advance(tenant, now, result)
+        if now >= self._recovery_due:
+            requeue_lost(tenant, self.executor, now)
+        result.runs_created = (
+            create_due_runs(tenant, now)
+            + create_asset_triggered_runs(tenant, now)
+            + services.create_backfill_runs(tenant, now)
+        )
+        if result.runs_created:  # start them now rather than on the next pass
+            self._advance(tenant, now, result)
+        timers = next_timers(tenant, now)
+        self._recovery_due = timers.recovery or _LATEST
+        result.next_wake = timers.wake
+        return result
+
+    def _advance(self, tenant: Tenant, now: datetime, result: PassResult) -> None:
+        """Start queued runs, evaluate running ones, queue what is ready (counted in `result`)."""
         start_queued_runs(tenant, now)
-        for run in DagRun.objects.for_tenant(tenant).filter(state=DagRunState.RUNNING, dag__is_paused=False):
+        running = DagRun.objects.for_tenant(tenant).filter(state=DagRunState.RUNNING, dag__is_paused=False)
+        for run in running.order_by("pk"):
             services.schedule_run(run, now=now)
             if run.state in RUN_FINISHED:  # this pass finished it: its callbacks are ours to start
                 self.executor.submit_dag_callbacks(tenant.pk, tenant.slug, run.pk)
-        requeue_lost(tenant, self.executor, now)
-        result.tasks_queued = len(queue_ready(tenant, self.executor))
-        result.next_wake = next_timed_event(tenant, now)
-        return result
+        queued = queue_ready(tenant, self.executor)
+        result.tasks_queued += len(queued.tasks)
+        result.executor_full = queued.executor_full
 
 
 SCHEDULE_KEYS = ("schedule", "effective_start_date", "start_date", "end_date", "catchup")
@@ -96,20 +125,20 @@ def refresh_next_dagrun(dag: Dag, serialized: dict) -> None:
 
 def create_due_runs(tenant: Tenant, now: datetime) -> int:
     """Create the scheduled runs whose time has come (with catchup), up to each DAG's max_active_runs."""
-    created = 0
     due = Dag.objects.for_tenant(tenant).filter(
         is_active=True, is_paused=False, active_version__isnull=False, next_dagrun_create_after__lte=now
     )
-    for dag in due.select_related("active_version"):
-        timetable, restriction = _timed_schedule(dag.active_version.serialized)
-        active_runs = DagRun.objects.filter(
-            dag=dag, state__in=[DagRunState.QUEUED, DagRunState.RUNNING]
-        ).count()
-        while active_runs < dag.max_active_runs:
-            info = _next_run_info(dag, timetable, restriction)
-            if info is None or info.run_after > now:
-                _set_next_dagrun(dag, info)
-                break
+    return sum(_create_due_runs_of(tenant, dag, now) for dag in due.select_related("active_version"))
+
+
+def _create_due_runs_of(tenant: Tenant, dag: Dag, now: datetime) -> int:
+    timetable, restriction = _timed_schedule(dag.active_version.serialized)
+    active_runs = DagRun.objects.filter(dag=dag, state__in=[DagRunState.QUEUED, DagRunState.RUNNING]).count()
+    info = _next_run_info(dag, timetable, restriction)
+    created = 0
+    # A DAG left at max_active_runs stays due: the pass that a run's end wakes looks again.
+    while info is not None and info.run_after <= now and active_runs < dag.max_active_runs:
+        try:
             services.create_dag_run(
                 tenant=tenant,
                 dag=dag,
@@ -120,7 +149,18 @@ def create_due_runs(tenant: Tenant, now: datetime) -> int:
             )
             created += 1
             active_runs += 1
-        # A DAG left at max_active_runs stays due: the next pass (woken when a run ends) looks again.
+        except (Conflict, IntegrityError):
+            # A run already has this logical date (a manual one, or another scheduler's): as Airflow does,
+            # the interval is passed over.
+            logger.info(
+                "a run for this interval exists; passing over it",
+                extra={"dag_id": dag.dag_id, "logical_date": info.logical_date},
+            )
+        info = timetable.next_dagrun_info(
+            last_automated_data_interval=info.data_interval, restriction=restriction
+        )
+    if info is None or info.run_after != dag.next_dagrun_create_after:
+        _set_next_dagrun(dag, info)
     return created
 
 
@@ -182,18 +222,20 @@ def _set_next_dagrun(dag: Dag, info: object | None) -> None:
 def start_queued_runs(tenant: Tenant, now: datetime) -> None:
     """Queued runs start (oldest first) while their DAG and the tenant are under max_active_runs."""
     runs = DagRun.objects.for_tenant(tenant)
-    running_total = runs.filter(state=DagRunState.RUNNING).count()
-    running_per_dag = dict(
+    queued = list(
+        runs.filter(state=DagRunState.QUEUED, dag__is_paused=False)
+        .select_related("dag")
+        .order_by("run_after", "pk")
+    )
+    if not queued:
+        return
+    running_per_dag: dict[int, int] = dict(
         runs.filter(state=DagRunState.RUNNING)
         .values_list("dag_id")
         .annotate(n=Count("pk"))
         .values_list("dag_id", "n")
     )
-    queued = (
-        runs.filter(state=DagRunState.QUEUED, dag__is_paused=False)
-        .select_related("dag")
-        .order_by("run_after", "pk")
-    )
+    running_total = sum(running_per_dag.values())
     for run in queued:
         if running_total >= tenant.max_active_runs:
             break
@@ -204,74 +246,101 @@ def start_queued_runs(tenant: Tenant, now: datetime) -> None:
             running_per_dag[run.dag_id] = running_per_dag.get(run.dag_id, 0) + 1
 
 
-def queue_ready(tenant: Tenant, executor: Executor, limit: int = 1024) -> list[QueuedTask]:
-    """Queue scheduled task instances by priority, within pools, the tenant's quota, DAG limits and the
-    executor's free slots; the executor gets them once the transaction commits."""
+@dataclass
+class Queued:
+    """What queue_ready sent, and whether the executor's free slots ran out (more may be ready)."""
+
+    tasks: list[QueuedTask]
+    executor_full: bool = False
+
+
+def queue_ready(tenant: Tenant, executor: Executor, limit: int = 1024) -> Queued:
+    """Queue scheduled task instances, highest priority first, within their pools, the tenant's
+    max_active_tasks quota, their run's max_active_tasks (per run, as in Airflow 3) and the executor's free
+    slots; the executor gets them once the transaction commits."""
     free = executor.free_slots()
-    if free == 0:
-        return []
     tis = TaskInstance.objects.for_tenant(tenant)
+    ready = tis.filter(state=TIState.SCHEDULED, dag_run__state=DagRunState.RUNNING)
+    if free == 0:
+        return Queued([], executor_full=ready.exists())
     with transaction.atomic():
         candidates = list(
-            tis.filter(state=TIState.SCHEDULED, dag_run__state=DagRunState.RUNNING)
-            .select_for_update(skip_locked=True, of=("self",))
-            .select_related("dag_run")
+            ready.select_for_update(skip_locked=True, of=("self",))
+            .annotate(run_limit=F("dag_run__dag__max_active_tasks"))
+            .only("pk", "dag_run_id", "pool", "pool_slots", "priority_weight")
             .order_by("-priority_weight", "pk")[:limit]
         )
         if not candidates:
-            return []
-        active = tis.filter(state__in=ACTIVE)
-        tenant_free = tenant.max_active_tasks - active.count()
-        pool_free = _pool_free_slots(tenant, {ti.pool for ti in candidates})
-        dag_ids = {ti.dag_run.dag_id for ti in candidates}
-        dag_limits = dict(Dag.objects.filter(pk__in=dag_ids).values_list("pk", "max_active_tasks"))
-        dag_active = dict(
-            active.filter(dag_run__dag_id__in=dag_ids)
-            .values_list("dag_run__dag_id")
-            .annotate(n=Count("pk"))
-            .values_list("dag_run__dag_id", "n")
-        )
+            return Queued([])
+        usage = _slot_usage(tenant)
+        pool_free = _pool_free_slots(tenant, {ti.pool for ti in candidates}, usage)
+        tenant_free = tenant.max_active_tasks - usage.active
+        run_active = usage.per_run
         chosen: list[TaskInstance] = []
+        executor_full = False
         for ti in candidates:
-            dag_id = ti.dag_run.dag_id
-            if tenant_free <= 0 or (free is not None and len(chosen) >= free):
+            if free is not None and len(chosen) >= free:
+                executor_full = True
                 break
-            if pool_free.get(ti.pool, 0) < ti.pool_slots or dag_active.get(dag_id, 0) >= dag_limits.get(
-                dag_id, 0
-            ):
+            if tenant_free <= 0:
+                break
+            if pool_free.get(ti.pool, 0) < ti.pool_slots or run_active[ti.dag_run_id] >= ti.run_limit:
                 continue
             chosen.append(ti)
             tenant_free -= 1
             pool_free[ti.pool] -= ti.pool_slots
-            dag_active[dag_id] = dag_active.get(dag_id, 0) + 1
+            run_active[ti.dag_run_id] += 1
         queued = services.queue_task_instances(chosen)
         messages = [
             QueuedTask(tenant.pk, tenant.slug, ti.pk, ti.try_number, ti.queue, ti.priority_weight)
             for ti in queued
         ]
-        transaction.on_commit(lambda: executor.submit(messages))
-    return messages
+        if messages:
+            transaction.on_commit(lambda: executor.submit(messages))
+    return Queued(messages, executor_full)
 
 
-def _pool_free_slots(tenant: Tenant, names: set[str]) -> dict[str, float]:
-    """Free slots per pool; the default pool is created on first use, unknown pools have none."""
-    if DEFAULT_POOL in names:
-        Pool.objects.get_or_create(tenant=tenant, name=DEFAULT_POOL, defaults={"slots": 128})
-    pools = {pool.name: pool for pool in Pool.objects.for_tenant(tenant).filter(name__in=names)}
-    used_states = Q(state__in=ACTIVE) | Q(
-        state=TIState.DEFERRED, pool__in=[p.name for p in pools.values() if p.include_deferred]
-    )
-    used = dict(
+@dataclass
+class _Usage:
+    """Slots in use in a tenant: task instances holding one (queued, running), per run and per pool."""
+
+    active: int
+    per_run: defaultdict[int, int]
+    pool_slots: dict[str, int]  # queued and running
+    deferred_pool_slots: dict[str, int]  # deferred (counted by pools with include_deferred)
+
+
+def _slot_usage(tenant: Tenant) -> _Usage:
+    rows = (
         TaskInstance.objects.for_tenant(tenant)
-        .filter(used_states, pool__in=pools.keys())
-        .values_list("pool")
-        .annotate(n=Sum("pool_slots"))
-        .values_list("pool", "n")
+        .filter(state__in=[*ACTIVE, TIState.DEFERRED])
+        .values_list("state", "pool", "dag_run_id")
+        .annotate(n=Count("pk"), slots=Sum("pool_slots"))
+        .values_list("state", "pool", "dag_run_id", "n", "slots")
     )
-    return {
-        name: float("inf") if pool.slots < 0 else pool.slots - (used.get(name) or 0)
-        for name, pool in pools.items()
-    }
+    usage = _Usage(active=0, per_run=defaultdict(int), pool_slots={}, deferred_pool_slots={})
+    for state, pool, run_id, n, slots in rows:
+        if state == TIState.DEFERRED:
+            usage.deferred_pool_slots[pool] = usage.deferred_pool_slots.get(pool, 0) + slots
+            continue
+        usage.active += n
+        usage.per_run[run_id] += n
+        usage.pool_slots[pool] = usage.pool_slots.get(pool, 0) + slots
+    return usage
+
+
+def _pool_free_slots(tenant: Tenant, names: set[str], usage: _Usage) -> dict[str, float]:
+    """Free slots per pool; a pool that does not exist has none (its tasks wait until it is created)."""
+    free: dict[str, float] = {}
+    for pool in Pool.objects.for_tenant(tenant).filter(name__in=names):
+        if pool.slots < 0:
+            free[pool.name] = float("inf")
+            continue
+        used = usage.pool_slots.get(pool.name, 0)
+        if pool.include_deferred:
+            used += usage.deferred_pool_slots.get(pool.name, 0)
+        free[pool.name] = pool.slots - used
+    return free
 
 
 def requeue_lost(tenant: Tenant, executor: Executor, now: datetime) -> None:
@@ -287,13 +356,13 @@ def requeue_lost(tenant: Tenant, executor: Executor, now: datetime) -> None:
     )
     resend = [
         QueuedTask(tenant.pk, tenant.slug, ti.pk, ti.try_number, ti.queue, ti.priority_weight)
-        for ti in stale_queued
+        for ti in stale_queued.only("pk", "try_number", "queue", "priority_weight")
     ]
     if resend:
         logger.warning(
             "re-sending %d task instances queued too long", len(resend), extra={"tenant": tenant.slug}
         )
-        stale_queued.update(queued_at=now)
+        tis.filter(pk__in=[task.ti_id for task in resend], state=TIState.QUEUED).update(queued_at=now)
         executor.submit(resend)
     heartbeat_limit = now - timedelta(seconds=settings.TRADEWIND_ZOMBIE_TIMEOUT)
     zombies = tis.filter(state=TIState.RUNNING).filter(
@@ -311,18 +380,47 @@ def requeue_lost(tenant: Tenant, executor: Executor, now: datetime) -> None:
         )
 
 
-def next_timed_event(tenant: Tenant, now: datetime) -> datetime:
-    """The earliest moment something becomes due without an event: a run, a retry, a reschedule."""
-    candidates = [now + timedelta(seconds=settings.TRADEWIND_SCHEDULER_MAX_SLEEP)]
+@dataclass
+class Timers:
+    """When the tenant next needs a pass without any event (`wake`), and when requeue_lost may next find
+    something (`recovery`: a queued message or a running heartbeat overdue; None while nothing is queued or
+    running)."""
+
+    wake: datetime
+    recovery: datetime | None
+
+
+def next_timers(tenant: Tenant, now: datetime) -> Timers:
+    """The earliest moments something becomes due without an event: a run, a retry, a reschedule, a lost
+    message to re-send, a task without heartbeat; at most TRADEWIND_SCHEDULER_MAX_SLEEP away."""
+    waiting = [TIState.UP_FOR_RETRY, TIState.UP_FOR_RESCHEDULE]
     next_run = (
         Dag.objects.for_tenant(tenant)
-        .filter(is_active=True, is_paused=False)
+        .filter(is_active=True, is_paused=False, next_dagrun_create_after__gt=now)
         .aggregate(at=Min("next_dagrun_create_after"))["at"]
     )
-    next_retry = (
+    tis = (
         TaskInstance.objects.for_tenant(tenant)
-        .filter(state__in=[TIState.UP_FOR_RETRY, TIState.UP_FOR_RESCHEDULE])
-        .aggregate(at=Min("next_retry_at"))["at"]
+        .filter(state__in=[*waiting, TIState.QUEUED, TIState.RUNNING])
+        .aggregate(
+            retry=Min("next_retry_at", filter=Q(state__in=waiting)),
+            queued=Min("queued_at", filter=Q(state=TIState.QUEUED)),
+            beat=Min(Coalesce("heartbeat_at", "start_date"), filter=Q(state=TIState.RUNNING)),
+        )
     )
-    candidates += [at for at in (next_run, next_retry) if at is not None]
-    return min(candidates)
+    overdue = [
+        tis["queued"] and tis["queued"] + timedelta(seconds=settings.TRADEWIND_QUEUED_TIMEOUT),
+        tis["beat"] and tis["beat"] + timedelta(seconds=settings.TRADEWIND_ZOMBIE_TIMEOUT),
+    ]
+    recovery = min((at for at in overdue if at is not None), default=None)
+    wake = min(
+        at
+        for at in (
+            now + timedelta(seconds=settings.TRADEWIND_SCHEDULER_MAX_SLEEP),
+            next_run,
+            tis["retry"],
+            recovery,
+        )
+        if at is not None
+    )
+    return Timers(wake=wake, recovery=recovery)

@@ -1,37 +1,54 @@
 """Scheduler processes: a supervisor holding tenant leases and one child process per tenant (or group).
 
 `manage.py scheduler` runs a Supervisor. Several supervisors may run at once (HA): each tenant is scheduled
-by whichever holds its lease; when a supervisor dies its leases expire and another takes the tenants over.
-A crashed tenant process is restarted with backoff and does not affect other tenants. `standalone` runs
-the same loop in a thread for every tenant (`EmbeddedScheduler`).
+by whichever holds its lease; when a supervisor dies its children die with it, its leases expire and another
+supervisor takes the tenants over. A tenant process is `manage.py scheduler --run-tenants <ids>`: a crashed
+one is restarted with backoff and does not affect other tenants. `standalone` runs the same loop in a thread
+for every tenant (`EmbeddedScheduler`).
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
+import math
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
 from django.conf import settings
 from django.db import close_old_connections, connection
+from django.utils import timezone
 
-from scheduler import leases, wakeup
-from tenants.models import Tenant
+from scheduler import wakeup
 
 logger = logging.getLogger(__name__)
 
+# Embedded mode re-reads the tenant list this often (and whenever an unknown tenant is woken).
+TENANT_REFRESH_S = 5.0
+# Closing obsolete or broken database connections between passes: often enough to recover from a database
+# restart, rarely enough to stay off the critical path.
+CONNECTION_CHECK_S = 30.0
+# A tenant process restarted after crashing waits 2^failures seconds, at most this long.
+MAX_BACKOFF_S = 60.0
+# A tenant process that ran this long before dying is not counted as crash-looping.
+HEALTHY_RUN_S = 60.0
+
 
 def make_owner_id() -> str:
+    """A scheduler's identity in leases: "<host>:<pid>:<random>"."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def _active_tenant_ids() -> list[int]:
+    from tenants.models import Tenant
+
     return list(
         Tenant.objects.filter(status=Tenant.Status.ACTIVE).order_by("pk").values_list("pk", flat=True)
     )
@@ -40,49 +57,94 @@ def _active_tenant_ids() -> list[int]:
 def schedule_tenants(tenant_ids: list[int], owner: str | None, stop: threading.Event, executor=None) -> None:
     """Run scheduling passes for these tenants until `stop` is set (or, with an owner, a lease is lost).
 
-    `tenant_ids` empty means every active tenant, re-read each pass (embedded mode).
+    A tenant gets a pass when it is woken (an event) or its next timed event is due; a tenant that found the
+    executor full gets one whenever anything wakes the loop (a slot may have freed). The tenant served least
+    recently goes first, so tenants sharing an executor take turns at its free slots. `tenant_ids` empty
+    means every active tenant (embedded mode). A pass that fails is logged and retried a second later; it
+    does not stop the other tenants.
     """
-    from django.utils import timezone
-
+    from scheduler import leases
     from scheduler.loop import TenantScheduler
     from workers.executors import get_executor
 
     executor = executor or get_executor()
     wakeup.start_listener()
+    embedded = not tenant_ids
+    ids = list(tenant_ids)
     schedulers: dict[int, TenantScheduler] = {}
+    due: dict[int, float] = {}  # tenant -> monotonic time of its next timed pass
+    saturated: set[int] = set()  # tenants that left ready work because the executor was full
+    served_at: dict[int, float] = {}  # tenant -> monotonic time its pass last queued something
+    woken: set[int] = set()
+    ids_read_at = lease_checked_at = connections_checked_at = -math.inf
+    lease_check_s = min(1.0, settings.TRADEWIND_LEASE_SECONDS / 4)
     try:
         while not stop.is_set():
-            ids = tenant_ids or _active_tenant_ids()
-            next_wake = None
-            for tenant_id in ids:
-                if owner and not leases.holds(tenant_id, owner):
-                    logger.warning("lost the lease of a tenant; stopping", extra={"tenant_id": tenant_id})
+            now = time.monotonic()
+            if embedded and (now - ids_read_at >= TENANT_REFRESH_S or woken - set(ids)):
+                ids, ids_read_at = _active_tenant_ids(), now
+            if owner and now - lease_checked_at >= lease_check_s:
+                if leases.held(ids, owner) != ids:
+                    logger.warning("lost a tenant lease; stopping", extra={"tenants": ids, "owner": owner})
                     return
-                scheduler = schedulers.setdefault(tenant_id, TenantScheduler(tenant_id, executor))
-                result = scheduler.run_pass()
-                if result.next_wake and (next_wake is None or result.next_wake < next_wake):
-                    next_wake = result.next_wake
-            close_old_connections()
-            max_sleep = settings.TRADEWIND_SCHEDULER_MAX_SLEEP
-            timeout = max_sleep if next_wake is None else (next_wake - timezone.now()).total_seconds()
-            wakeup.wait(ids, min(max(timeout, 0.0), max_sleep))
+                lease_checked_at = now
+            for tenant_id in sorted(ids, key=lambda t: served_at.get(t, -math.inf)):
+                if stop.is_set():
+                    break
+                if tenant_id not in woken and tenant_id not in saturated and due.get(tenant_id, 0) > now:
+                    continue
+                scheduler = schedulers.get(tenant_id) or schedulers.setdefault(
+                    tenant_id, TenantScheduler(tenant_id, executor)
+                )
+                due[tenant_id] = _run_pass(scheduler, saturated, served_at)
+            if time.monotonic() - connections_checked_at >= CONNECTION_CHECK_S:
+                close_old_connections()
+                connections_checked_at = time.monotonic()
+            next_due = min((due[t] for t in ids if t in due), default=math.inf)
+            timeout = min(max(next_due - time.monotonic(), 0.0), settings.TRADEWIND_SCHEDULER_MAX_SLEEP)
+            woken = wakeup.wait(None if embedded else ids, timeout, stop)
     finally:
         executor.shutdown(wait=False)
         connection.close()
 
 
-def _tenant_process_main(tenant_ids: list[int], owner: str) -> None:
-    """Entry point of a spawned tenant scheduler process."""
-    import django
+def _run_pass(scheduler, saturated: set[int], served_at: dict[int, float]) -> float:
+    """One pass of one tenant; returns the monotonic time its next timed pass is due."""
+    tenant_id = scheduler.tenant_id
+    try:
+        result = scheduler.run_pass()
+    except Exception:
+        logger.exception("a scheduling pass failed; retrying in 1 s", extra={"tenant_id": tenant_id})
+        close_old_connections()
+        saturated.discard(tenant_id)
+        return time.monotonic() + 1.0
+    if result.tasks_queued:
+        served_at[tenant_id] = time.monotonic()
+    if result.executor_full:
+        saturated.add(tenant_id)
+    else:
+        saturated.discard(tenant_id)
+    wait_s = (result.next_wake - timezone.now()).total_seconds() if result.next_wake else math.inf
+    return time.monotonic() + max(wait_s, 0.0)
 
-    _die_with_parent()
-    django.setup()
+
+def run_tenant_process(tenant_ids: list[int], owner: str, parent_pid: int) -> None:
+    """Body of a tenant scheduler process (`manage.py scheduler --run-tenants`): schedule the tenants while
+    its supervisor lives and holds their leases."""
+    _die_with_parent(parent_pid)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def on_signal(*_: object) -> None:
+        stop.set()
+        wakeup.interrupt()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    logger.info("tenant scheduler process started", extra={"tenants": tenant_ids, "owner": owner})
     schedule_tenants(tenant_ids, owner, stop)
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent_pid: int) -> None:
     """A tenant process must not outlive its supervisor (it would schedule without a renewed lease)."""
     try:
         import ctypes
@@ -91,15 +153,17 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+    if os.getppid() != parent_pid:  # the supervisor died before the line above took effect
+        sys.exit(0)
 
 
 @dataclass
 class _Child:
     tenant_ids: tuple[int, ...]
-    process: multiprocessing.Process | None = None
+    process: subprocess.Popen | None = None
     failures: int = 0
     restart_at: float = 0.0
-    started_at: float = field(default_factory=time.monotonic)
+    started_at: float = 0.0
 
 
 class Supervisor:
@@ -111,25 +175,36 @@ class Supervisor:
         self.max_tenants = max_tenants
         self.children: dict[tuple[int, ...], _Child] = {}
         self.stop = threading.Event()
-        self._spawn = multiprocessing.get_context("spawn")
 
     def run(self) -> None:
-        interval = settings.TRADEWIND_LEASE_SECONDS / 3
+        """Until `stop` is set: renew and take leases every third of the lease time, and keep the tenant
+        processes running (a dead one is noticed within half a second)."""
+        renew_every = settings.TRADEWIND_LEASE_SECONDS / 3
+        renewed_at = -math.inf
         logger.info("scheduler supervisor started", extra={"owner": self.owner})
         try:
             while not self.stop.is_set():
-                self.reconcile()
-                self.stop.wait(interval)
+                if time.monotonic() - renewed_at >= renew_every:
+                    renewed_at = time.monotonic()
+                    try:
+                        self.reconcile()
+                    except Exception:  # the database is away: children stop once their leases lapse
+                        logger.exception("could not renew scheduler leases")
+                        close_old_connections()
+                self.restart_dead()
+                self.stop.wait(min(0.5, renew_every))
         finally:
             self.shutdown()
 
     def reconcile(self) -> None:
-        """Renew or take leases, start and stop tenant processes to match, restart crashed ones."""
+        """Renew or take leases; start and stop tenant processes to match."""
+        from scheduler import leases
+
         candidates = _active_tenant_ids()
-        held = [tenant_id for tenant_id in candidates if leases.acquire(tenant_id, self.owner)]
-        if self.max_tenants is not None:
-            extra, held = held[self.max_tenants :], held[: self.max_tenants]
-            leases.release(self.owner, extra)
+        held = leases.acquire_many(candidates, self.owner, limit=self.max_tenants)
+        released = [t for t in leases.held(list(self._served()), self.owner) if t not in candidates]
+        if released:  # suspended or deleted tenants
+            leases.release(self.owner, released)
         groups = {
             tuple(held[i : i + self.tenants_per_process])
             for i in range(0, len(held), self.tenants_per_process)
@@ -137,42 +212,76 @@ class Supervisor:
         for key in list(self.children):
             if key not in groups:
                 self._stop_child(self.children.pop(key))
-        now = time.monotonic()
         for key in groups:
-            child = self.children.setdefault(key, _Child(tenant_ids=key))
-            if child.process is not None and child.process.is_alive():
+            self.children.setdefault(key, _Child(tenant_ids=key))
+        close_old_connections()
+
+    def _served(self) -> set[int]:
+        return {tenant_id for key in self.children for tenant_id in key}
+
+    def restart_dead(self) -> None:
+        """Start tenant processes not running yet; restart dead ones after their backoff."""
+        now = time.monotonic()
+        for key, child in self.children.items():
+            if child.process is not None and child.process.poll() is None:
                 continue
             if child.process is not None:  # it died: back off before the restart
-                child.failures = 0 if now - child.started_at > 60 else child.failures + 1
-                child.restart_at = now + min(60.0, 2.0**child.failures)
+                crashed_fast = now - child.started_at < HEALTHY_RUN_S
+                child.failures = child.failures + 1 if crashed_fast else 0
+                child.restart_at = now + min(MAX_BACKOFF_S, 2.0**child.failures)
                 logger.warning(
                     "tenant scheduler process exited; restarting with backoff",
-                    extra={"tenants": key, "exitcode": child.process.exitcode, "failures": child.failures},
+                    extra={
+                        "tenants": key,
+                        "exitcode": child.process.returncode,
+                        "failures": child.failures,
+                        "restart_in_s": round(child.restart_at - now, 1),
+                    },
                 )
                 child.process = None
             if now >= child.restart_at:
-                child.process = self._spawn.Process(
-                    target=_tenant_process_main,
-                    args=(list(key), self.owner),
-                    name=f"scheduler-{key}",
-                    daemon=True,
-                )
-                child.process.start()
+                child.process = self._spawn(key)
                 child.started_at = now
-        close_old_connections()
+
+    def _spawn(self, tenant_ids: tuple[int, ...]) -> subprocess.Popen:
+        manage = Path(settings.BASE_DIR) / "manage.py"
+        command = [
+            sys.executable,
+            str(manage),
+            "scheduler",
+            "--run-tenants",
+            ",".join(str(t) for t in tenant_ids),
+            "--owner",
+            self.owner,
+            "--parent-pid",
+            str(os.getpid()),
+        ]
+        return subprocess.Popen(command, cwd=settings.BASE_DIR)
 
     def _stop_child(self, child: _Child) -> None:
-        if child.process is not None and child.process.is_alive():
-            child.process.terminate()
-            child.process.join(10)
-            if child.process.is_alive():
-                child.process.kill()
+        if child.process is None or child.process.poll() is not None:
+            return
+        child.process.terminate()
+        try:
+            child.process.wait(10)
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+            child.process.wait()
 
     def shutdown(self) -> None:
+        """Stop every tenant process and give the leases up, so another supervisor takes over at once."""
+        from scheduler import leases
+
+        for child in self.children.values():
+            if child.process is not None and child.process.poll() is None:
+                child.process.terminate()
         for child in self.children.values():
             self._stop_child(child)
         self.children.clear()
-        leases.release(self.owner)
+        try:
+            leases.release(self.owner)
+        except Exception:  # they expire on their own
+            logger.exception("could not release scheduler leases")
         logger.info("scheduler supervisor stopped", extra={"owner": self.owner})
 
 
@@ -184,6 +293,7 @@ class EmbeddedScheduler:
         self.thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
 
     def start(self) -> None:
+        """Start scheduling every tenant in the background."""
         self.thread.start()
 
     def _run(self) -> None:
@@ -191,9 +301,11 @@ class EmbeddedScheduler:
             try:
                 schedule_tenants([], None, self.stop)
             except Exception:  # keep the embedded scheduler alive through a bad pass
-                logger.exception("embedded scheduler pass failed; restarting in 1 s")
+                logger.exception("embedded scheduler failed; restarting in 1 s")
                 self.stop.wait(1)
 
     def shutdown(self) -> None:
-        self.stop.set()  # the loop sees it within TRADEWIND_SCHEDULER_MAX_SLEEP
+        """Stop scheduling and wait for the loop to end."""
+        self.stop.set()
+        wakeup.interrupt()
         self.thread.join(settings.TRADEWIND_SCHEDULER_MAX_SLEEP + 5)

@@ -1,14 +1,20 @@
 """Wake a tenant's scheduler the moment something happens, in this process or another one.
 
-`notify(tenant_id)` sets the in-process event and, when Redis is configured, publishes on
-`tradewind:wake:<tenant_id>`; a listener thread in each scheduler process turns those messages back into
-in-process events. Without Redis (embedded mode) everything runs in one process and the event suffices.
+`notify(tenant_id)` sets the in-process event and tells the other processes: with Redis configured it
+publishes on `tradewind:wake:<tenant_id>`; without Redis it sends a datagram to every scheduler of this host
+through Unix sockets in `DATA_DIR/wakeup/`. A listener thread in each scheduler process turns those messages
+back into in-process events. A lost wake-up only delays scheduling until the next timed pass.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+import time
+import uuid
+from pathlib import Path
 
 from django.conf import settings
 
@@ -17,8 +23,10 @@ logger = logging.getLogger(__name__)
 CHANNEL_PREFIX = "tradewind:wake:"
 _pending: set[int] = set()  # tenants notified since their scheduler last looked
 _condition = threading.Condition()
+_listener_lock = threading.Lock()
 _listener_started = False
 _redis_client = None
+_own_socket: Path | None = None
 
 
 def _redis():
@@ -26,55 +34,122 @@ def _redis():
     if _redis_client is None:
         import redis
 
-        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
+        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
     return _redis_client
 
 
-def _notify_local(tenant_id: int) -> None:
+def _socket_dir() -> Path:
+    return Path(settings.DATA_DIR) / "wakeup"
+
+
+def notify_local(tenant_id: int) -> None:
+    """Wake the tenant's scheduler if it runs in this process (and only there)."""
     with _condition:
         _pending.add(tenant_id)
         _condition.notify_all()
 
 
+def interrupt() -> None:
+    """Make every `wait` of this process look at its `stop` event now (a scheduler is asked to stop)."""
+    with _condition:
+        _condition.notify_all()
+
+
 def notify(tenant_id: int) -> None:
     """Something changed in the tenant: its scheduler should look now."""
-    _notify_local(tenant_id)
-    if settings.REDIS_URL:
-        try:
+    notify_local(tenant_id)
+    try:
+        if settings.REDIS_URL:
             _redis().publish(f"{CHANNEL_PREFIX}{tenant_id}", b"1")
-        except Exception:  # a lost wake-up only delays scheduling until the next timed pass
-            logger.warning(
-                "could not publish a scheduler wake-up", exc_info=True, extra={"tenant_id": tenant_id}
-            )
+        else:
+            _send_datagrams(str(tenant_id).encode())
+    except Exception:  # a lost wake-up only delays scheduling until the next timed pass
+        logger.warning("could not send a scheduler wake-up", exc_info=True, extra={"tenant_id": tenant_id})
 
 
-def wait(tenant_ids: list[int], timeout: float) -> None:
-    """Sleep until one of the tenants is notified or `timeout` seconds pass; consumes the notifications."""
-    wanted = set(tenant_ids)
+def wait(tenant_ids: list[int] | None, timeout: float, stop: threading.Event | None = None) -> set[int]:
+    """Sleep until one of the tenants (any tenant for None) is notified, `stop` is set (then call
+    `interrupt()` to be heard at once) or `timeout` seconds pass; returns the notified tenants among them and
+    consumes their notifications."""
     with _condition:
-        _condition.wait_for(lambda: bool(_pending & wanted), timeout=max(timeout, 0))
-        _pending.difference_update(wanted)
+        wanted = None if tenant_ids is None else set(tenant_ids)
+
+        def woken() -> set[int]:
+            return set(_pending) if wanted is None else _pending & wanted
+
+        _condition.wait_for(
+            lambda: bool(woken()) or (stop is not None and stop.is_set()), timeout=max(timeout, 0)
+        )
+        found = woken()
+        _pending.difference_update(found)
+    return found
 
 
-def start_listener() -> None:
-    """Listen for wake-ups published by other processes (idempotent; needs Redis)."""
+def start_listener(timeout: float = 2.0) -> None:
+    """Listen for wake-ups sent by other processes (idempotent); returns once listening (or after
+    `timeout` seconds), so that nothing sent after this call is missed."""
     global _listener_started
-    if _listener_started or not settings.REDIS_URL:
-        return
-    _listener_started = True
-    threading.Thread(target=_listen, name="wakeup-listener", daemon=True).start()
+    with _listener_lock:
+        if _listener_started:
+            return
+        _listener_started = True
+    ready = threading.Event()
+    target = _listen_redis if settings.REDIS_URL else _listen_socket
+    threading.Thread(target=target, args=(ready,), name="wakeup-listener", daemon=True).start()
+    ready.wait(timeout)
 
 
-def _listen() -> None:
-    import time
-
+def _listen_redis(ready: threading.Event) -> None:
     while True:
         try:
             pubsub = _redis().pubsub(ignore_subscribe_messages=True)
             pubsub.psubscribe(f"{CHANNEL_PREFIX}*")
+            ready.set()
             for message in pubsub.listen():
                 channel = message["channel"].decode()
-                _notify_local(int(channel.removeprefix(CHANNEL_PREFIX)))
+                notify_local(int(channel.removeprefix(CHANNEL_PREFIX)))
         except Exception:  # Redis restarted: reconnect; timed passes cover the gap
             logger.warning("wake-up listener lost Redis; reconnecting", exc_info=True)
             time.sleep(1)
+
+
+def _listen_socket(ready: threading.Event) -> None:
+    global _own_socket
+    directory = _socket_dir()
+    try:
+        directory.mkdir(mode=0o700, exist_ok=True)
+        path = directory / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.sock"
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        server.bind(str(path))
+        path.chmod(0o600)
+    except OSError:  # e.g. a path too long for a Unix socket: timed passes still schedule
+        logger.warning("no wake-up socket; other processes cannot wake this scheduler", exc_info=True)
+        ready.set()
+        return
+    _own_socket = path
+    ready.set()
+    while True:
+        try:
+            data = server.recv(64)
+            notify_local(int(data))
+        except (OSError, ValueError):
+            logger.warning("bad wake-up datagram", exc_info=True)
+
+
+def _send_datagrams(payload: bytes) -> None:
+    directory = _socket_dir()
+    try:
+        paths = [directory / name for name in os.listdir(directory) if name.endswith(".sock")]
+    except FileNotFoundError:
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as client:
+        client.setblocking(False)
+        for path in paths:
+            if path == _own_socket:
+                continue
+            try:
+                client.sendto(payload, str(path))
+            except (ConnectionRefusedError, FileNotFoundError):  # its process is gone
+                path.unlink(missing_ok=True)
+            except BlockingIOError:  # that scheduler has wake-ups queued already
+                pass

@@ -7,8 +7,10 @@ whose worker dies is rejected back to the queue, so a killed worker loses no tas
 from __future__ import annotations
 
 import os
+import sys
 
 from celery import Celery
+from celery.signals import task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradewind.settings")
 
@@ -24,14 +26,29 @@ app.conf.update(
     task_ignore_result=True,
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
-    task_default_queue="tenant.default.default",
+    # Nothing is ever sent here: every message names its tenant's queue. A worker with no tenant to serve
+    # yet listens on it while it waits for tenants.
+    task_default_queue="tradewind.unrouted",
 )
+# Celery's Django fixup closes the database connection before and after every task unless this is set, so
+# that each task would open a new connection; we keep connections (CONN_MAX_AGE) and, before each task, drop
+# only broken or obsolete ones, as Django does at each request.
+app.conf.update(CELERY_DB_REUSE_MAX=sys.maxsize)
 app.autodiscover_tasks(["workers"])
+
+
+@task_prerun.connect
+def _drop_unusable_connections(**_: object) -> None:
+    from django.db import close_old_connections
+
+    close_old_connections()
+
 
 RUN_TASK_INSTANCE = "workers.run_task_instance"
 RUN_DAG_CALLBACKS = "workers.run_dag_callbacks"
+QUEUE_PREFIX = "tenant."
 
 
 def queue_name(tenant_slug: str, queue: str = "default") -> str:
     """The Celery queue of a tenant's tasks of one Airflow queue."""
-    return f"tenant.{tenant_slug}.{queue}"
+    return f"{QUEUE_PREFIX}{tenant_slug}.{queue}"

@@ -83,28 +83,47 @@ class LocalExecutor:
             connection.close()
             with self._lock:
                 self._busy -= 1
+            from scheduler import wakeup
+
+            wakeup.notify_local(task.tenant_id)  # a slot is free: the scheduler may queue more
 
     def shutdown(self, wait: bool = True) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
 
 
 class CeleryExecutor:
-    """Sends each task instance to its tenant's Celery queue, `tenant.<slug>.<queue>`."""
+    """Sends each task instance to its tenant's Celery queue, `tenant.<slug>.<queue>`, as (tenant id, task
+    instance id, try number). A message that cannot be sent (the broker is down) is left to the scheduler:
+    the task instance stays queued and is sent again after TRADEWIND_QUEUED_TIMEOUT."""
 
     def submit(self, tasks: list[QueuedTask]) -> None:
         from tradewind.celery import RUN_TASK_INSTANCE, app, queue_name
 
-        for task in tasks:
-            app.send_task(
-                RUN_TASK_INSTANCE,
-                args=[task.tenant_id, task.ti_id, task.try_number],
-                queue=queue_name(task.tenant_slug, task.queue),
+        if not tasks:
+            return
+        try:
+            with app.producer_or_acquire() as producer:  # one connection for the whole batch
+                for task in tasks:
+                    app.send_task(
+                        RUN_TASK_INSTANCE,
+                        args=[task.tenant_id, task.ti_id, task.try_number],
+                        queue=queue_name(task.tenant_slug, task.queue),
+                        producer=producer,
+                    )
+        except Exception:
+            logger.warning(
+                "could not send task instances to the broker; they are re-sent after the queued timeout",
+                exc_info=True,
+                extra={"ti_ids": [task.ti_id for task in tasks][:20]},
             )
 
     def submit_dag_callbacks(self, tenant_id: int, tenant_slug: str, dag_run_id: int) -> None:
         from tradewind.celery import RUN_DAG_CALLBACKS, app, queue_name
 
-        app.send_task(RUN_DAG_CALLBACKS, args=[tenant_id, dag_run_id], queue=queue_name(tenant_slug))
+        try:
+            app.send_task(RUN_DAG_CALLBACKS, args=[tenant_id, dag_run_id], queue=queue_name(tenant_slug))
+        except Exception:
+            logger.warning("could not send DAG callbacks to the broker", exc_info=True)
 
     def free_slots(self) -> None:
         return None

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from tests.runner.conftest import storage  # noqa: F401  (the same private bundle and log store, autouse)
+from tests.runner.conftest import _sandbox_storage  # noqa: F401  (the root storage fixture, autouse here too)
 
 DAGS = Path(__file__).resolve().parents[1] / "dags" / "dagtest"
 

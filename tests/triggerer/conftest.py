@@ -15,7 +15,7 @@ import pytest
 from scheduler.models import TaskInstance
 from scheduler.states import TIState
 from tenants.models import Tenant
-from tests.runner.conftest import ACTOR, out_dir, queue, start_run, storage  # noqa: F401  (fixtures)
+from tests.runner.conftest import ACTOR, _sandbox_storage, out_dir, queue, start_run  # noqa: F401  (fixtures)
 from workers import runner
 from workers.logs import get_log_store
 from workers.triggerer import Triggerer

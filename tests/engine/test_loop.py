@@ -1,0 +1,257 @@
+"""The scheduling loop with the local executor, in this process: real DAG files, real sandboxed tasks, the
+real `schedule_tenants` loop; what is asserted comes from the database's timestamps."""
+
+from __future__ import annotations
+
+import pytest
+
+from scheduler.models import DagRun, Pool, TaskInstance, TaskInstanceHistory
+from scheduler.states import DagRunState, RunType, TIState
+from tenants.models import Tenant
+from workers.executors import LocalExecutor
+
+from .conftest import dag_file, max_overlap, scheduling, tis_of, trigger, wait_for_run, wait_until
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+CHAIN_AND_FANOUT = dag_file(
+    """
+    with DAG("chain", schedule=None, start_date=START):
+        tasks = [PythonOperator(task_id=f"c{i}", python_callable=lambda: None) for i in range(5)]
+        for upstream, downstream in zip(tasks, tasks[1:]):
+            upstream >> downstream
+
+    with DAG("fanout", schedule=None, start_date=START):
+        first = PythonOperator(task_id="first", python_callable=lambda: None)
+        last = PythonOperator(task_id="last", python_callable=lambda: None)
+        first >> [PythonOperator(task_id=f"m{i}", python_callable=lambda: None) for i in range(6)] >> last
+    """
+)
+
+
+def test_a_chain_and_a_fanout_run_to_success_through_the_loop(tenant, upload):
+    upload(tenant, {"dags.py": CHAIN_AND_FANOUT})
+    with scheduling([tenant.pk], LocalExecutor(parallelism=4)):
+        chain, fanout = trigger(tenant, "chain"), trigger(tenant, "fanout")
+        assert wait_for_run(chain).state == DagRunState.SUCCESS
+        assert wait_for_run(fanout).state == DagRunState.SUCCESS
+    chain_tis, fanout_tis = tis_of(chain), tis_of(fanout)
+    for ti in [*chain_tis.values(), *fanout_tis.values()]:
+        assert (ti.state, ti.try_number) == (TIState.SUCCESS, 1), ti
+    for i in range(4):  # each link started after its upstream ended
+        assert chain_tis[f"c{i + 1}"].start_date >= chain_tis[f"c{i}"].end_date
+    middles = [fanout_tis[f"m{i}"] for i in range(6)]
+    assert all(ti.start_date >= fanout_tis["first"].end_date for ti in middles)
+    assert fanout_tis["last"].start_date >= max(ti.end_date for ti in middles)
+    assert max_overlap(middles) > 1  # the fan-out ran in parallel
+
+
+def test_pools_and_pool_slots_limit_concurrency(tenant, upload):
+    Pool.objects.create(tenant=tenant, name="narrow", slots=2)
+    upload(
+        tenant,
+        {
+            "pools.py": dag_file(
+                """
+                def nap():
+                    time.sleep(0.3)
+
+                with DAG("pooled", schedule=None, start_date=START, max_active_tasks=16):
+                    for i in range(5):
+                        PythonOperator(task_id=f"p{i}", python_callable=nap, pool="narrow")
+                    PythonOperator(
+                        task_id="wide", python_callable=nap, pool="narrow", pool_slots=2
+                    )
+                """
+            )
+        },
+    )
+    with scheduling([tenant.pk], LocalExecutor(parallelism=6)):
+        run = trigger(tenant, "pooled")
+        assert wait_for_run(run).state == DagRunState.SUCCESS
+    tis = tis_of(run)
+    small = [tis[f"p{i}"] for i in range(5)]
+    assert max_overlap(small) == 2  # both slots used, never more
+    wide = tis["wide"]
+    assert not [ti for ti in small if ti.start_date < wide.end_date and ti.end_date > wide.start_date], (
+        "a task ran beside the one that takes both slots"
+    )
+
+
+def test_priority_weight_orders_what_is_queued_first(tenant, upload):
+    upload(
+        tenant,
+        {
+            "priorities.py": dag_file(
+                """
+                absolute = {"weight_rule": "absolute"}
+
+                with DAG("weights", schedule=None, start_date=START, default_args=absolute):
+                    for task_id, weight in [("low", 1), ("high", 10), ("mid", 5), ("lowest", 0)]:
+                        PythonOperator(task_id=task_id, python_callable=lambda: None, priority_weight=weight)
+                """
+            )
+        },
+    )
+    run = trigger(tenant, "weights")
+    with scheduling([tenant.pk], LocalExecutor(parallelism=1)):  # one slot: the order shows
+        assert wait_for_run(run).state == DagRunState.SUCCESS
+    tis = sorted(tis_of(run).values(), key=lambda ti: ti.start_date)
+    assert [ti.task_id for ti in tis] == ["high", "mid", "low", "lowest"]
+
+
+FLOOD = dag_file(
+    """
+    with DAG("flood", schedule=None, start_date=START, max_active_tasks=50):
+        for i in range(10):
+            PythonOperator(task_id=f"f{i}", python_callable=lambda: time.sleep(0.4))
+    """
+)
+SMALL = dag_file(
+    """
+    with DAG("small", schedule=None, start_date=START):
+        PythonOperator(task_id="only", python_callable=lambda: None)
+    """
+)
+
+
+def test_tenant_quotas_keep_a_flooding_tenant_from_starving_another(tenant, other_tenant, upload):
+    Tenant.objects.filter(pk=tenant.pk).update(max_active_tasks=2)
+    upload(tenant, {"flood.py": FLOOD})
+    upload(other_tenant, {"small.py": SMALL})
+    # Both tenants share one executor with three slots; the flooding tenant may hold two of them.
+    with scheduling([tenant.pk, other_tenant.pk], LocalExecutor(parallelism=3)):
+        flood = trigger(tenant, "flood")
+        wait_until(
+            lambda: TaskInstance.objects.filter(dag_run=flood, state=TIState.RUNNING).exists(),
+            30,
+            "the flood",
+        )
+        small = trigger(other_tenant, "small")
+        assert wait_for_run(small, 30).state == DagRunState.SUCCESS
+        assert wait_for_run(flood).state == DagRunState.SUCCESS
+    flood_tis = list(tis_of(flood).values())
+    assert max_overlap(flood_tis) == 2
+    only = tis_of(small)["only"]
+    assert only.start_date < sorted(ti.start_date for ti in flood_tis)[-3], (
+        "the small tenant waited for the flood"
+    )
+
+
+def test_a_shared_executor_serves_tenants_in_turn(tenant, other_tenant, upload):
+    upload(tenant, {"flood.py": FLOOD})
+    upload(other_tenant, {"small.py": SMALL})
+    # Neither tenant has a quota problem; the executor has one slot less than the flood wants at once.
+    with scheduling([tenant.pk, other_tenant.pk], LocalExecutor(parallelism=2)):
+        flood = trigger(tenant, "flood")
+        wait_until(
+            lambda: TaskInstance.objects.filter(dag_run=flood, state=TIState.RUNNING).count() == 2,
+            30,
+            "a full pool",
+        )
+        small = trigger(other_tenant, "small")
+        assert wait_for_run(small, 30).state == DagRunState.SUCCESS
+        assert wait_for_run(flood).state == DagRunState.SUCCESS
+    only = tis_of(small)["only"]
+    assert only.start_date < sorted(ti.start_date for ti in tis_of(flood).values())[-3]
+
+
+def test_max_active_runs_of_the_dag_and_of_the_tenant(tenant, upload):
+    upload(
+        tenant,
+        {
+            "runs.py": dag_file(
+                """
+                with DAG("one_at_a_time", schedule=None, start_date=START, max_active_runs=1):
+                    PythonOperator(task_id="work", python_callable=lambda: time.sleep(0.2))
+
+                with DAG("two_at_a_time", schedule=None, start_date=START, max_active_runs=2):
+                    PythonOperator(task_id="work", python_callable=lambda: time.sleep(0.5))
+                """
+            )
+        },
+    )
+    Tenant.objects.filter(pk=tenant.pk).update(max_active_runs=3)
+    with scheduling([tenant.pk], LocalExecutor(parallelism=8)):
+        single = [trigger(tenant, "one_at_a_time") for _ in range(3)]
+        double = [trigger(tenant, "two_at_a_time") for _ in range(4)]
+        for run in single + double:
+            assert wait_for_run(run).state == DagRunState.SUCCESS
+    single = [DagRun.objects.get(pk=run.pk) for run in single]
+    double = [DagRun.objects.get(pk=run.pk) for run in double]
+    assert max_overlap(single) == 1
+    assert max_overlap(double) == 2
+    assert max_overlap(single + double) <= 3  # the tenant's quota
+
+
+def test_a_producer_task_updating_an_asset_triggers_the_consumer_dag(tenant, upload):
+    upload(
+        tenant,
+        {
+            "assets.py": dag_file(
+                """
+                from airflow.datasets import Dataset
+
+                orders = Dataset("s3://warehouse/orders")
+
+                with DAG("producer", schedule=None, start_date=START):
+                    PythonOperator(task_id="write", python_callable=lambda: None, outlets=[orders])
+
+                with DAG("consumer", schedule=[orders], start_date=START):
+                    PythonOperator(task_id="read", python_callable=lambda: None)
+                """
+            )
+        },
+    )
+    with scheduling([tenant.pk], LocalExecutor(parallelism=2)):
+        producer = trigger(tenant, "producer")
+        assert wait_for_run(producer).state == DagRunState.SUCCESS
+        wait_until(
+            lambda: DagRun.objects.filter(dag__dag_id="consumer", dag__tenant=tenant).exists(),
+            20,
+            "the consumer run",
+        )
+        consumer = DagRun.objects.get(dag__dag_id="consumer", dag__tenant=tenant)
+        assert wait_for_run(consumer).state == DagRunState.SUCCESS
+    assert consumer.run_type == RunType.ASSET_TRIGGERED
+    assert tis_of(consumer)["read"].state == TIState.SUCCESS
+
+
+def test_a_restarted_scheduler_resumes_exactly(tenant, upload):
+    upload(
+        tenant,
+        {
+            "steps.py": dag_file(
+                """
+                def nap():
+                    time.sleep(0.2)
+
+                with DAG("steps", schedule=None, start_date=START):
+                    steps = [PythonOperator(task_id=f"s{i}", python_callable=nap) for i in range(5)]
+                    for upstream, downstream in zip(steps, steps[1:]):
+                        upstream >> downstream
+                """
+            )
+        },
+    )
+    run = trigger(tenant, "steps")
+    with scheduling([tenant.pk], LocalExecutor(parallelism=2)):
+        wait_until(
+            lambda: TaskInstance.objects.filter(dag_run=run, state=TIState.SUCCESS).count() >= 2,
+            30,
+            "two steps",
+        )
+    # The first scheduler is gone (its executor finished what it had started); nothing moves meanwhile.
+    assert run_states_after_a_while(run) == run_states_after_a_while(run)
+    with scheduling([tenant.pk], LocalExecutor(parallelism=2)):
+        assert wait_for_run(run).state == DagRunState.SUCCESS
+    tis = tis_of(run)
+    assert {(ti.state, ti.try_number) for ti in tis.values()} == {(TIState.SUCCESS, 1)}
+    assert not TaskInstanceHistory.objects.filter(task_instance__dag_run=run).exists()
+
+
+def run_states_after_a_while(run: DagRun) -> dict[str, str]:
+    import time
+
+    time.sleep(0.3)
+    return {key: ti.state for key, ti in tis_of(run).items()}
