@@ -13,7 +13,7 @@ import logging
 import re
 import secrets
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -63,25 +63,45 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 S = TIState
-_SPEC_CACHE_SIZE = 256
+_CACHE_SIZE = 32
+_serialized_cache: OrderedDict[tuple[int, str], dict] = OrderedDict()
 _spec_cache: OrderedDict[tuple[int, str], DagSpec] = OrderedDict()
+# Hot paths load DAG versions without their (large) serialization; serialized_of() reads it once per process.
+WITHOUT_SERIALIZED = "dag_version__serialized"
 
 
 # --- DAG versions and params ------------------------------------------------------------------------------
 
 
+def _cached(cache: OrderedDict, key: tuple[int, str], make: Callable[[], Any]) -> Any:
+    value = cache.get(key)
+    if value is None:
+        value = cache[key] = make()
+        if len(cache) > _CACHE_SIZE:
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end(key)
+    return value
+
+
+def serialized_of(version: DagVersion) -> dict:
+    """A DAG version's serialization, decoded once per process (versions never change; the key includes
+    the hash, so a reused primary key can never serve another version's JSON). Works on a version loaded
+    with the serialization deferred, which the engine's hot paths do: it is up to a megabyte per DAG."""
+    if "serialized" in version.__dict__:
+        return version.serialized
+
+    def load() -> dict:
+        return DagVersion.objects.values_list("serialized", flat=True).get(pk=version.pk)
+
+    return _cached(_serialized_cache, (version.pk, version.hash), load)
+
+
 def get_dag_spec(version: DagVersion) -> DagSpec:
     """The engine's reading of a DAG version (cached per version; versions never change)."""
-    key = (version.pk, version.hash)
-    spec = _spec_cache.get(key)
-    if spec is None:
-        spec = DagSpec.from_serialized(version.serialized)
-        _spec_cache[key] = spec
-        if len(_spec_cache) > _SPEC_CACHE_SIZE:
-            _spec_cache.popitem(last=False)
-    else:
-        _spec_cache.move_to_end(key)
-    return spec
+    return _cached(
+        _spec_cache, (version.pk, version.hash), lambda: DagSpec.from_serialized(serialized_of(version))
+    )
 
 
 def get_dag_params(dag_version: DagVersion) -> dict[str, Any]:
@@ -268,6 +288,7 @@ def schedule_run(run: DagRun, *, now: datetime | None = None) -> list[TaskInstan
         locked = (
             DagRun.objects.select_for_update(of=("self",))
             .select_related("dag", "dag_version")
+            .defer(WITHOUT_SERIALIZED)
             .filter(pk=run.pk)
             .first()
         )
@@ -508,6 +529,7 @@ def start_task_instance(
     ti = (
         TaskInstance.objects.for_tenant(tenant_id)
         .select_related("dag_run", "dag_run__dag", "dag_run__dag_version")
+        .defer(f"dag_run__{WITHOUT_SERIALIZED}")
         .filter(pk=ti_id, try_number=try_number, state=S.QUEUED)
         .first()
     )
@@ -539,7 +561,12 @@ def finish_task_instance(ti: TaskInstance, outcome: dict) -> TaskInstance:
     now = timezone.now()
     state = outcome.get("state")
     with transaction.atomic():
-        run = DagRun.objects.select_related("dag", "dag_version").filter(pk=ti.dag_run_id).first()
+        run = (
+            DagRun.objects.select_related("dag", "dag_version")
+            .defer(WITHOUT_SERIALIZED)
+            .filter(pk=ti.dag_run_id)
+            .first()
+        )
         if run is None:
             return ti
         task = get_dag_spec(run.dag_version).tasks.get(ti.task_id)

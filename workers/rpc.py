@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 
 from scheduler.models import Dag, DagRun, TaskInstance, XCom
+from scheduler.services import serialized_of
 from scheduler.states import RunType, TIState
 from tenants.models import Tenant
 from tradewind.accounts.actors import Actor
@@ -268,7 +269,7 @@ class TaskRpcHandler:
         if task_group_id:
             total = 0
             for run in runs.select_related("dag_version"):
-                members = _group_task_ids(run.dag_version.serialized, task_group_id)
+                members = _group_task_ids(serialized_of(run.dag_version), task_group_id)
                 total += tis.filter(dag_run=run, task_id__in=members).count()
             return total
         return tis.count()

@@ -26,6 +26,7 @@ from django.db import connection
 from django.utils import timezone
 
 from scheduler.models import NO_MAP_INDEX, Asset, AssetEvent, DagRun, TaskInstance, XCom
+from scheduler.services import WITHOUT_SERIALIZED, serialized_of
 from scheduler.states import RUN_FINISHED, DagRunState, RunType, TIState
 from tradewind.sdk.execution import TRIGGER_TIMEOUT_REASON
 from workers.logs import LogWriter, get_log_store
@@ -140,7 +141,7 @@ def run_dag_callbacks(
     if run is None or run.state not in RUN_FINISHED:
         return None
     kind = "success" if run.state == DagRunState.SUCCESS else "failure"
-    serialized = run.dag_version.serialized
+    serialized = serialized_of(run.dag_version)
     if not serialized.get(f"has_on_{kind}_callback"):
         return None
     ti = _callback_task_instance(run, kind)
@@ -262,7 +263,7 @@ def _run_try(
 
 
 def _serialized_task(ti: TaskInstance) -> dict:
-    for task in ti.dag_run.dag_version.serialized.get("tasks", []):
+    for task in serialized_of(ti.dag_run.dag_version).get("tasks", []):
         if task.get("task_id") == ti.task_id:
             return task
     raise LookupError(f"task {ti.task_id!r} is not in the DAG version this run is pinned to")
@@ -275,7 +276,7 @@ def _bundle_root(run: DagRun) -> Path:
 
 
 def _fileloc(run: DagRun) -> str:
-    return run.dag_version.serialized.get("fileloc") or run.dag.fileloc
+    return serialized_of(run.dag_version).get("fileloc") or run.dag.fileloc
 
 
 def _masked_outcome(outcome: dict, masker: Masker) -> dict:
@@ -339,8 +340,10 @@ class _Heartbeat:
 
 
 def _load(ti: TaskInstance) -> TaskInstance:
-    return TaskInstance.objects.select_related("dag_run__dag", "dag_run__dag_version__bundle_version").get(
-        pk=ti.pk
+    return (
+        TaskInstance.objects.select_related("dag_run__dag", "dag_run__dag_version__bundle_version")
+        .defer(f"dag_run__{WITHOUT_SERIALIZED}")
+        .get(pk=ti.pk)
     )
 
 
@@ -358,7 +361,7 @@ def _triggering_asset_events(run: DagRun) -> list[dict]:
     previous asset-triggered run was created (the events that made this run due)."""
     if run.run_type != RunType.ASSET_TRIGGERED:
         return []
-    uris = sorted(_asset_uris(run.dag_version.serialized.get("schedule")))
+    uris = sorted(_asset_uris(serialized_of(run.dag_version).get("schedule")))
     if not uris:
         return []
     previous = (
