@@ -184,19 +184,20 @@ class ForkServer:
                 self.preload_s = event.get("preload_s")
                 self.ready.set()
                 continue
+            # Delivered under the lock that forget() takes: once a job has forgotten its inbox (and then
+            # closes its eventfd), nothing can write to that descriptor number again.
             with self._lock:
                 inbox = self._inboxes.get(event.get("job"))
                 if event.get("event") in ("exited", "failed"):
                     self._inboxes.pop(event.get("job"), None)
-            if inbox is not None:
-                inbox.put(event)
+                if inbox is not None:
+                    inbox.put(event)
         with self._lock:
             self.alive = False
-            orphans = list(self._inboxes.values())
+            for inbox in self._inboxes.values():
+                inbox.put({"event": "server_died"})
             self._inboxes.clear()
         self.ready.set()
-        for inbox in orphans:
-            inbox.put({"event": "server_died"})
         self.sock.close()
         self.process.wait()
         log.warning("sandbox fork server %s exited with status %s", self.process.pid, self.process.returncode)
