@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from workers.sandbox.bench import sample_ti_info
+
 DAGS = Path(__file__).resolve().parents[1] / "dags" / "sandbox"
 
 
@@ -64,33 +66,7 @@ def pid_alive(pid: int) -> bool:
 
 def ti_info(dag_id: str, task_id: str, **overrides) -> dict:
     """A task instance description as the platform's worker builds it."""
-    moment = "2024-01-01T00:00:00+00:00"
-    info = {
-        "dag_id": dag_id,
-        "task_id": task_id,
-        "run_id": "manual__2024-01-01T00:00:00+00:00",
-        "map_index": -1,
-        "try_number": 1,
-        "max_tries": 0,
-        "logical_date": moment,
-        "data_interval_start": moment,
-        "data_interval_end": moment,
-        "run_after": moment,
-        "start_date": moment,
-        "ti_start_date": moment,
-        "run_type": "manual",
-        "conf": {},
-        "external_trigger": True,
-        "prev_data_interval_start_success": None,
-        "prev_data_interval_end_success": None,
-        "prev_start_date_success": None,
-        "prev_end_date_success": None,
-        "next_method": None,
-        "next_kwargs": None,
-        "first_try_start_date": None,
-    }
-    info.update(overrides)
-    return info
+    return sample_ti_info(dag_id, task_id, **overrides)
 
 
 class FakePlatform:

@@ -137,7 +137,7 @@ def bench_task_startup(n: int = 50) -> dict[str, Any]:
             outcome = run_task(
                 root,
                 "startup.py",
-                _ti_info("startup", "first_line", attempt),
+                sample_ti_info("startup", "first_line", run_id=f"manual__bench_{attempt}"),
                 tenant_id=BENCH_TENANT,
                 handler=handler,
                 output=lambda _data: None,
@@ -161,12 +161,14 @@ def bench_task_startup(n: int = 50) -> dict[str, Any]:
     }
 
 
-def _ti_info(dag_id: str, task_id: str, attempt: int) -> dict[str, Any]:
+def sample_ti_info(dag_id: str, task_id: str, **overrides: Any) -> dict[str, Any]:
+    """A complete ti_info for a manual run on 2024-01-01, as the platform's runner builds it (benchmarks and
+    tests use it; `overrides` replace keys)."""
     moment = "2024-01-01T00:00:00+00:00"
-    return {
+    info = {
         "dag_id": dag_id,
         "task_id": task_id,
-        "run_id": f"manual__bench_{attempt}",
+        "run_id": "manual__2024-01-01T00:00:00+00:00",
         "map_index": -1,
         "try_number": 1,
         "max_tries": 0,
@@ -187,6 +189,8 @@ def _ti_info(dag_id: str, task_id: str, attempt: int) -> dict[str, Any]:
         "next_kwargs": None,
         "first_try_start_date": None,
     }
+    info.update(overrides)
+    return info
 
 
 if __name__ == "__main__":
