@@ -10,30 +10,10 @@ from typing import IO, Any
 from django.db.models import Q, QuerySet
 
 from tradewind.audit.models import AuditEntry
+from tradewind.audit.services import HASHED_FIELDS
 
-EXPORT_FIELDS = (
-    "id",
-    "chain",
-    "seq",
-    "tenant_slug",
-    "created_at",
-    "actor_kind",
-    "actor_user_id",
-    "actor_token_id",
-    "actor_label",
-    "action",
-    "object_type",
-    "object_id",
-    "object_repr",
-    "before",
-    "after",
-    "detail",
-    "ip",
-    "user_agent",
-    "request_id",
-    "prev_hash",
-    "hash",
-)
+# What an export shows of an entry: everything the hash covers (the tenant by slug), its id and hash.
+EXPORT_FIELDS = ("id", *(field for field in HASHED_FIELDS if field != "tenant_id"), "hash")
 
 
 def list_entries(
