@@ -136,6 +136,8 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, con
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = _SQLITE_OPTIONS
+    # Tests run real threads and processes against the database: an in-memory SQLite would lock up.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-tradewind.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
