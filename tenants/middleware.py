@@ -9,7 +9,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from tenants.models import Membership
+from tenants.queries import get_membership
 
 TENANT_PREFIX = re.compile(r"^/t/(?P<slug>[^/]+)/")
 
@@ -40,19 +40,9 @@ class TenantMiddleware:
             if is_api:
                 return JsonResponse({"detail": "Authentication credentials were not provided."}, status=401)
             return redirect_to_login(request.get_full_path())
-        token = getattr(request, "api_token", None)
-        membership = (
-            Membership.objects.select_related("tenant", "user")
-            .filter(tenant__slug=match["slug"], user=request.user)
-            .first()
+        membership = get_membership(
+            user=request.user, slug=match["slug"], token=getattr(request, "api_token", None)
         )
-        if membership is not None and token is not None:
-            if token.tenant_id != membership.tenant_id:
-                membership = None
-            else:
-                # The capped copy is never saved: it only answers permission questions for this request.
-                membership.role = min(membership.role, token.role_cap)
-                membership.via_token = token
         if membership is None:
             if is_api:
                 return JsonResponse({"detail": "Not found."}, status=404)

@@ -21,6 +21,7 @@ from django.http import HttpRequest
 
 from scheduler.models import Dag
 from tenants.models import Membership, Tenant
+from tenants.queries import get_membership
 from tenants.roles import can
 from tradewind.accounts import services as accounts
 from tradewind.accounts.models import ApiToken
@@ -99,16 +100,7 @@ def resolve_access(scope: dict[str, Any], slug: str, dag_id: str | None = None) 
         user = scope.get("user")
         if user is None or not user.is_authenticated:
             return CloseCode.UNAUTHENTICATED
-    membership = (
-        Membership.objects.select_related("tenant", "user").filter(tenant__slug=slug, user=user).first()
-    )
-    if membership is not None and token is not None:
-        if token.tenant_id != membership.tenant_id:
-            membership = None
-        else:
-            # The capped copy is never saved: it only answers permission questions for this stream.
-            membership.role = min(membership.role, token.role_cap)
-            membership.via_token = token
+    membership = get_membership(user=user, slug=slug, token=token)
     if membership is None:
         return CloseCode.NOT_FOUND
     tenant = membership.tenant
