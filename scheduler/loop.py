@@ -291,10 +291,7 @@ def queue_ready(tenant: Tenant, executor: Executor, limit: int = 1024) -> Queued
             pool_free[ti.pool] -= ti.pool_slots
             run_active[ti.dag_run_id] += 1
         queued = services.queue_task_instances(chosen)
-        messages = [
-            QueuedTask(tenant.pk, tenant.slug, ti.pk, ti.try_number, ti.queue, ti.priority_weight)
-            for ti in queued
-        ]
+        messages = [QueuedTask.of(tenant, ti) for ti in queued]
         if messages:
             transaction.on_commit(lambda: executor.submit(messages))
     return Queued(messages, executor_full)
@@ -355,8 +352,7 @@ def requeue_lost(tenant: Tenant, executor: Executor, now: datetime) -> None:
         state=TIState.QUEUED, queued_at__lt=now - timedelta(seconds=settings.TRADEWIND_QUEUED_TIMEOUT)
     )
     resend = [
-        QueuedTask(tenant.pk, tenant.slug, ti.pk, ti.try_number, ti.queue, ti.priority_weight)
-        for ti in stale_queued.only("pk", "try_number", "queue", "priority_weight")
+        QueuedTask.of(tenant, ti) for ti in stale_queued.only("pk", "try_number", "queue", "priority_weight")
     ]
     if resend:
         logger.warning(

@@ -6,10 +6,14 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from django.conf import settings
 from django.db import close_old_connections, connection
+
+if TYPE_CHECKING:
+    from scheduler.models import TaskInstance
+    from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +28,11 @@ class QueuedTask:
     try_number: int
     queue: str = "default"
     priority_weight: int = 1
+
+    @classmethod
+    def of(cls, tenant: Tenant, ti: TaskInstance) -> QueuedTask:
+        """The message for the try `ti` is queued for."""
+        return cls(tenant.pk, tenant.slug, ti.pk, ti.try_number, ti.queue, ti.priority_weight)
 
 
 class Executor(Protocol):
