@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.sandbox.bench import sample_ti_info
+from workers.sandbox.server import sample_ti_info
 
 DAGS = Path(__file__).resolve().parents[1] / "dags" / "sandbox"
 

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Any, TypedDict
 
+from workers.sandbox import templates
 from workers.sandbox.limits import Limits, tenant_ids
 from workers.sandbox.parent import (
     JobResult,
@@ -27,6 +28,8 @@ from workers.sandbox.parent import (
 OutputCallback = Callable[[bytes], None]
 StartCallback = Callable[[int], None]
 LAST_OUTPUT_CHARS = 2000
+# Tasks fork from a template of their DAG file (templates.py) rather than import it themselves.
+TEMPLATES = True
 CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.SIGFPE}
 
 
@@ -119,6 +122,9 @@ def run_task(
     if problem is not None:
         return failed_outcome(problem)
     _grant_bundle_access(root, tenant_id)
+    template = templates.template_for(root, file, tenant_id=tenant_id, limits=limits) if TEMPLATES else None
+    if template is not None and template.import_output:
+        output(template.import_output)
     spec = JobSpec(
         kind="task",
         payload={"file": file, "ti_info": ti_info},
@@ -130,6 +136,7 @@ def run_task(
         output=output,
         on_start=on_start,
         env=_airflow_ctx_env(ti_info),
+        spawner=template,
     )
     res = run_job(spec)
     reported = _valid(res, lambda r: isinstance(r.get("state"), str), "an invalid task outcome")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from workers.sandbox.api import parse_files, prestart, run_task
+from workers.sandbox.server import sample_ti_info
 
 BENCH_TENANT = 999_000
 
@@ -159,38 +160,6 @@ def bench_task_startup(n: int = 50) -> dict[str, Any]:
         "startup_ms_mean": round(statistics.mean(startup) * 1000, 2) if startup else None,
         "total_ms_median": _ms(total, 0.5) if total else None,
     }
-
-
-def sample_ti_info(dag_id: str, task_id: str, **overrides: Any) -> dict[str, Any]:
-    """A complete ti_info for a manual run on 2024-01-01, as the platform's runner builds it (benchmarks and
-    tests use it; `overrides` replace keys)."""
-    moment = "2024-01-01T00:00:00+00:00"
-    info = {
-        "dag_id": dag_id,
-        "task_id": task_id,
-        "run_id": "manual__2024-01-01T00:00:00+00:00",
-        "map_index": -1,
-        "try_number": 1,
-        "max_tries": 0,
-        "logical_date": moment,
-        "data_interval_start": moment,
-        "data_interval_end": moment,
-        "run_after": moment,
-        "start_date": moment,
-        "ti_start_date": moment,
-        "run_type": "manual",
-        "conf": {},
-        "external_trigger": True,
-        "prev_data_interval_start_success": None,
-        "prev_data_interval_end_success": None,
-        "prev_start_date_success": None,
-        "prev_end_date_success": None,
-        "next_method": None,
-        "next_kwargs": None,
-        "first_try_start_date": None,
-    }
-    info.update(overrides)
-    return info
 
 
 if __name__ == "__main__":

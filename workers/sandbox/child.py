@@ -149,21 +149,22 @@ class RpcClient:
         return self._channel.call("count_dag_runs", dag_id=dag_id, logical_dates=logical_dates, states=states)
 
 
-def main(rpc_fd: int, out_fd: int, server_pid: int) -> NoReturn:
-    """Run in the freshly forked child: sandbox, run the job, report, exit. Never returns."""
+def main(rpc_fd: int, out_fd: int, server_pid: int, extra_fd: int | None = None) -> NoReturn:
+    """Run in the freshly forked child: sandbox, run the job, report, exit. Never returns. `extra_fd` is a
+    descriptor the job keeps (a template's control socket)."""
     me = os.getpid()
     code = EXIT_SETUP_FAILED
     channel: Channel | None = None
     try:
         os.setsid()
-        _isolate_descriptors(rpc_fd, out_fd)
+        _isolate_descriptors(rpc_fd, out_fd, extra_fd)
         channel = Channel(socket.socket(fileno=rpc_fd))
         job = channel.read()["job"]
         setup = job["setup"]
         _enter_sandbox(setup, server_pid)
         from workers.sandbox import jobs
 
-        result = jobs.run(job["kind"], job["payload"], setup, channel)
+        result = jobs.run(job["kind"], job["payload"], setup, channel, extra_fd)
         channel.finish(result)
         code = 0
     except BaseException as exc:
@@ -185,9 +186,10 @@ def main(rpc_fd: int, out_fd: int, server_pid: int) -> NoReturn:
         os._exit(code)
 
 
-def _isolate_descriptors(rpc_fd: int, out_fd: int) -> None:
-    """stdin from /dev/null, stdout and stderr to the output pipe, every other inherited descriptor closed
-    (the server's control socket and the pidfds of other tenants' children among them)."""
+def _isolate_descriptors(rpc_fd: int, out_fd: int, extra_fd: int | None) -> None:
+    """stdin from /dev/null, stdout and stderr to the output pipe, every other inherited descriptor but the
+    RPC socket and `extra_fd` closed (the server's control socket and the pidfds of other tenants' children
+    among them)."""
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(out_fd, 1)
@@ -195,8 +197,11 @@ def _isolate_descriptors(rpc_fd: int, out_fd: int) -> None:
     top = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     if top == resource.RLIM_INFINITY or top > 1 << 20:
         top = 1 << 20
-    os.closerange(3, rpc_fd)
-    os.closerange(rpc_fd + 1, top)
+    low = 3
+    for keep in sorted({rpc_fd} | ({extra_fd} if extra_fd is not None else set())):
+        os.closerange(low, keep)
+        low = keep + 1
+    os.closerange(low, top)
 
 
 def _enter_sandbox(setup: dict[str, Any], server_pid: int) -> None:
@@ -205,7 +210,7 @@ def _enter_sandbox(setup: dict[str, Any], server_pid: int) -> None:
     os.environ.update(setup["env"])
     ids = setup.get("ids")
     _apply_limits(setup["limits"], setup.get("cpu_s"), per_uid=ids is not None)
-    if ids is not None:
+    if ids is not None and (os.getuid(), os.getgid()) != tuple(ids):  # a template's child already is
         uid, gid = ids
         os.setgroups([])
         os.setgid(gid)

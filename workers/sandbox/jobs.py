@@ -6,24 +6,32 @@ for an error of tenant code: it becomes part of the result.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType, TracebackType
 from typing import Any
 
 from workers.sandbox.child import Channel, RpcClient
 
 
-def run(kind: str, payload: dict[str, Any], setup: dict[str, Any], channel: Channel) -> Any:
-    """Run one job of `kind` ("parse", "task", "trigger", "dag_callback", "trigger_host")."""
+def run(
+    kind: str, payload: dict[str, Any], setup: dict[str, Any], channel: Channel, extra_fd: int | None = None
+) -> Any:
+    """Run one job of `kind` ("parse", "task", "trigger", "dag_callback", "trigger_host", "template";
+    a template's control socket is `extra_fd`)."""
     from tradewind.sdk import execution
 
     if kind == "trigger_host":  # long-lived: it owns the channel (orders arrive while it runs)
         from workers.sandbox import triggerhost
 
         return triggerhost.serve(channel, _Bundle(setup))
+    if kind == "template":
+        if extra_fd is None:
+            raise ValueError("a template needs its control socket")
+        return _serve_template(payload["file"], _Bundle(setup), extra_fd)
     execution.set_client(RpcClient(channel))
     job = _JOBS[kind]
     if kind != "parse":
@@ -83,7 +91,104 @@ def _first_frame_in(tb: TracebackType | None, prefix: str) -> TracebackType | No
 def _import(bundle: _Bundle, file: str) -> list[Any]:
     from tradewind.sdk.parsing import import_dag_file
 
+    if file in _imported:  # a child of the template of this file: imported before the fork
+        return _imported[file]
     return import_dag_file(bundle.path(file), root=bundle.root)
+
+
+# The DAGs of the file this process is the template of (templates.py), by file.
+_imported: dict[str, list[Any]] = {}
+
+
+class TemplateRefused(BaseException):
+    """Raised in tenant code that asks the platform for something while a template imports its file: the
+    answer could differ from task to task, so such a file is imported afresh for every task instead. A
+    BaseException, so that `except Exception` in the DAG file does not hide it."""
+
+
+class _RefusingClient:
+    """The execution client while a template imports: every request is refused (and remembered)."""
+
+    asked: str | None = None
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        def refuse(*_args: Any, **_kwargs: Any) -> Any:
+            self.asked = self.asked or name
+            raise TemplateRefused(f"{name} while the DAG file is imported")
+
+        return refuse
+
+
+def _serve_template(file: str, bundle: _Bundle, ctl_fd: int) -> dict[str, Any]:
+    """Be the template of `file`: import it once, then fork a child per task from this process (so each task
+    starts with the file already imported) until the parent closes the control socket. The file is not
+    templated — "unusable", and every task imports it afresh — when its import fails, asks the platform for
+    anything (Variable.get at the top level: the value could change between tasks) or leaves threads running
+    (forking would copy them half-way)."""
+    import gc
+    import socket
+    import threading
+
+    from tradewind.sdk import execution
+    from workers.sandbox.protocol import send_control
+    from workers.sandbox.server import ForkServer
+
+    ctl = socket.socket(fileno=ctl_fd)
+    client = _RefusingClient()
+    execution.set_client(client)
+    reason = None
+    with _captured_output() as printed:
+        try:
+            dags = _import(bundle, file)
+        except BaseException as exc:
+            reason = f"importing it failed: {type(exc).__name__}"
+    execution.set_client(None)
+    if client.asked:
+        reason = f"importing it calls {client.asked}"
+    elif reason is None and threading.active_count() != 1:
+        reason = "importing it starts threads"
+    if reason is not None:
+        send_control(ctl, {"event": "unusable", "reason": reason})
+        return {"stopped": True}
+    _imported[file] = dags
+    gc.collect()
+    gc.freeze()  # the children's collections then leave the template's objects (and pages) alone
+    send_control(ctl, {"event": "ready", "pid": os.getpid(), "output": printed.text})
+    ForkServer(ctl).serve()
+    return {"stopped": True}
+
+
+# What a template replays of its import's output at the start of each task's (bounded: it travels in one
+# control datagram, and JSON may spell a character in 6 bytes).
+IMPORT_OUTPUT_CHARS = 8000
+
+
+class _Printed:
+    text = ""
+
+
+@contextlib.contextmanager
+def _captured_output() -> Iterator[_Printed]:
+    """Send what is printed to stdout and stderr meanwhile to a memory file instead of the output pipe."""
+    import sys
+
+    printed = _Printed()
+    capture = os.memfd_create("tradewind-template-import")
+    saved = [os.dup(1), os.dup(2)]
+    os.dup2(capture, 1)
+    os.dup2(capture, 2)
+    try:
+        yield printed
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+        data = os.pread(capture, IMPORT_OUTPUT_CHARS * 4, 0)
+        os.close(capture)
+        printed.text = data.decode("utf-8", "replace")[:IMPORT_OUTPUT_CHARS]
 
 
 def _parse(payload: dict[str, Any], bundle: _Bundle) -> dict[str, Any]:

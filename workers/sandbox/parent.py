@@ -99,40 +99,21 @@ class _Inbox:
         os.close(self.fd)
 
 
-class ForkServer:
-    """A running fork server and the parent's end of its control socket."""
+class Spawner:
+    """The parent's end of a control socket to a process that forks jobs' children (the fork server, or a
+    template: templates.py), and a reader thread that routes its reports to the job they belong to."""
 
-    def __init__(self) -> None:
-        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "workers.sandbox.server", str(theirs.fileno())],
-            cwd=PLATFORM_ROOT,
-            env=_scrubbed_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            close_fds=True,
-            pass_fds=[theirs.fileno()],
-            start_new_session=True,
-        )
-        theirs.close()
-        self.sock = mine
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
         self.owner = os.getpid()
         self.alive = True
         self.ready = threading.Event()
-        self.preload_s: float | None = None
         self._lock = threading.Lock()
         self._inboxes: dict[int, _Inbox] = {}
         self._ids = itertools.count(1)
-        send_control(
-            self.sock, {"op": "init", "sys_path": platform_sys_path(), "compat_dir": str(COMPAT_DIR)}
-        )
-        self._reader = threading.Thread(target=self._read_loop, name="sandbox-fork-server", daemon=True)
-        self._reader.start()
 
-    @property
-    def pid(self) -> int:
-        """The server's process id."""
-        return self.process.pid
+    def start_reader(self, name: str) -> None:
+        threading.Thread(target=self._read_loop, name=name, daemon=True).start()
 
     def spawn(self, inbox: _Inbox, fds: list[int]) -> int:
         """Ask the server to fork a child for a new job; return the job id. ServerDied if it is gone."""
@@ -145,9 +126,8 @@ class ForkServer:
                 send_control(self.sock, {"op": "spawn", "job": job}, fds)
             except OSError as exc:
                 del self._inboxes[job]
-                self.alive = (
-                    False  # the reader thread may not have seen the EOF yet: the next job starts a new one
-                )
+                # The reader thread may not have seen the end of the socket yet: the next job starts anew.
+                self.alive = False
                 raise ServerDied(f"the sandbox fork server is not running: {exc}") from None
         return job
 
@@ -166,10 +146,16 @@ class ForkServer:
         with self._lock:
             self._inboxes.pop(job, None)
 
-    def close_after_fork(self) -> None:
-        """In a forked child of the parent: drop the inherited control socket without touching the server."""
-        self.alive = False
-        self.sock.close()
+    def running_jobs(self) -> int:
+        """How many of its children have not been reported exited."""
+        with self._lock:
+            return len(self._inboxes)
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        """A report that belongs to no job (like "ready")."""
+
+    def on_closed(self) -> None:
+        """The control socket reached its end: the server is gone."""
 
     def _read_loop(self) -> None:
         while True:
@@ -180,9 +166,8 @@ class ForkServer:
             if received is None:
                 break
             event, _fds = received
-            if event.get("event") == "ready":
-                self.preload_s = event.get("preload_s")
-                self.ready.set()
+            if "job" not in event:
+                self.on_event(event)
                 continue
             # Delivered under the lock that forget() takes: once a job has forgotten its inbox (and then
             # closes its eventfd), nothing can write to that descriptor number again.
@@ -199,6 +184,48 @@ class ForkServer:
             self._inboxes.clear()
         self.ready.set()
         self.sock.close()
+        self.on_closed()
+
+
+class ForkServer(Spawner):
+    """This process's fork server: a clean interpreter (server.py) started with a fresh exec."""
+
+    def __init__(self) -> None:
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "workers.sandbox.server", str(theirs.fileno())],
+            cwd=PLATFORM_ROOT,
+            env=_scrubbed_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            close_fds=True,
+            pass_fds=[theirs.fileno()],
+            start_new_session=True,
+        )
+        theirs.close()
+        super().__init__(mine)
+        self.preload_s: float | None = None
+        send_control(
+            self.sock, {"op": "init", "sys_path": platform_sys_path(), "compat_dir": str(COMPAT_DIR)}
+        )
+        self.start_reader("sandbox-fork-server")
+
+    @property
+    def pid(self) -> int:
+        """The server's process id."""
+        return self.process.pid
+
+    def close_after_fork(self) -> None:
+        """In a forked child of the parent: drop the inherited control socket without touching the server."""
+        self.alive = False
+        self.sock.close()
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        if event.get("event") == "ready":
+            self.preload_s = event.get("preload_s")
+            self.ready.set()
+
+    def on_closed(self) -> None:
         self.process.wait()
         log.warning("sandbox fork server %s exited with status %s", self.process.pid, self.process.returncode)
 
@@ -260,6 +287,10 @@ class JobSpec:
     env: dict[str, str] = field(default_factory=dict)
     kill_on_output_limit: bool = False
     terminate_first: bool = True
+    # Fork the child from this template (templates.py) rather than from the fork server.
+    spawner: Spawner | None = None
+    # One more descriptor the child gets (a template's control socket); closed here once it is sent.
+    extra_fd: int | None = None
 
 
 _running: dict[int, _Job] = {}
@@ -310,7 +341,7 @@ class _Job:
         self.workdir: Path | None = None
         self.rpc: socket.socket | None = None
         self.out_r: int | None = None
-        self.server: ForkServer | None = None
+        self.server: Spawner | None = None
         self.job_id: int | None = None
         self.exited = False
         self.pending = bytearray()
@@ -363,6 +394,13 @@ class _Job:
         return self.res
 
     def _start(self) -> None:
+        try:
+            self._spawn_child()
+        finally:
+            if self.spec.extra_fd is not None:
+                os.close(self.spec.extra_fd)
+
+    def _spawn_child(self) -> None:
         spec = self.spec
         ids = tenant_ids(spec.tenant_id)
         self.workdir = Path(tempfile.mkdtemp(prefix="job-", dir=jobs_dir()))
@@ -396,15 +434,9 @@ class _Job:
         self.sel.register(rpc, selectors.EVENT_READ | selectors.EVENT_WRITE, "rpc")
         self.sel.register(out_r, selectors.EVENT_READ, "out")
         self.sel.register(self.inbox.fd, selectors.EVENT_READ, "inbox")
+        fds = [child_rpc.fileno(), out_w] + ([spec.extra_fd] if spec.extra_fd is not None else [])
         try:
-            for attempt in (1, 2):
-                self.server = get_server()
-                try:
-                    self.job_id = self.server.spawn(self.inbox, [child_rpc.fileno(), out_w])
-                    break
-                except ServerDied:
-                    if attempt == 2:
-                        raise
+            self.server, self.job_id = _spawn(spec.spawner, self.inbox, fds)
         finally:
             child_rpc.close()
             os.close(out_w)
@@ -625,6 +657,22 @@ class _Job:
         self.inbox.close()
         if self.workdir is not None:
             _remove_tree(self.workdir)
+
+
+def _spawn(template: Spawner | None, inbox: _Inbox, fds: list[int]) -> tuple[Spawner, int]:
+    """Fork a job's child from `template`, or when there is none (or it is gone) from this process's fork
+    server, started anew once if it died; the child of the fork server imports the DAG file itself."""
+    if template is not None:
+        try:
+            return template, template.spawn(inbox, fds)
+        except ServerDied:
+            pass
+    server = get_server()
+    try:
+        return server, server.spawn(inbox, fds)
+    except ServerDied:  # it died since this process last used it
+        server = get_server()
+        return server, server.spawn(inbox, fds)
 
 
 def _remove_tree(path: Path) -> None:

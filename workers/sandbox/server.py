@@ -123,29 +123,29 @@ class ForkServer:
         return True
 
     def _spawn(self, job: Any, fds: list[int]) -> None:
-        if not isinstance(job, int) or len(fds) != 2 or job in self.children:
+        if not isinstance(job, int) or len(fds) not in (2, 3) or job in self.children:
             for fd in fds:
                 os.close(fd)
             self._send({"event": "failed", "job": job, "error": "invalid spawn request"})
             return
-        rpc_fd, out_fd = fds
+        rpc_fd, out_fd, *extra = fds
         server_pid = os.getpid()
         try:
             pid = os.fork()
         except OSError as exc:
-            os.close(rpc_fd)
-            os.close(out_fd)
+            for fd in fds:
+                os.close(fd)
             self._send({"event": "failed", "job": job, "error": f"fork failed: {exc}"})
             return
         if pid == 0:
             try:
                 from workers.sandbox import child
 
-                child.main(rpc_fd, out_fd, server_pid)
+                child.main(rpc_fd, out_fd, server_pid, extra[0] if extra else None)
             finally:
                 os._exit(70)
-        os.close(rpc_fd)
-        os.close(out_fd)
+        for fd in fds:
+            os.close(fd)
         pidfd = os.pidfd_open(pid)
         self.sel.register(pidfd, selectors.EVENT_READ, job)
         self.children[job] = (pid, pidfd)
@@ -213,9 +213,12 @@ def preload(modules: tuple[str, ...] = PRELOAD_MODULES, packages: tuple[str, ...
 
 
 def warm_up() -> None:
-    """Parse and serialize WARM_UP_DAG (platform code, not tenant code), then forget its module."""
+    """Parse and serialize WARM_UP_DAG (platform code, not tenant code) and run its Python tasks once, then
+    forget its module: what the SDK loads and caches on first use is then shared by every child instead of
+    being loaded again in each."""
     sys.dont_write_bytecode = True
     try:
+        from tradewind.sdk import execution
         from tradewind.sdk.parsing import import_dag_file
         from tradewind.sdk.serialization import serialize_dag
 
@@ -224,13 +227,64 @@ def warm_up() -> None:
             path.write_text(WARM_UP_DAG)
             for dag in import_dag_file(str(path), root=folder):
                 json.dumps(serialize_dag(dag))
+                execution.set_client(_WarmUpClient())
+                logging.disable(logging.INFO)  # the warm-up tasks' log lines are nobody's
+                for task_id in WARM_UP_TASKS:
+                    execution.run_task(dag, task_id, sample_ti_info(dag.dag_id, task_id))
             for name, module in list(sys.modules.items()):
                 if getattr(module, "__file__", None) == str(path):
                     del sys.modules[name]
     except Exception as exc:  # a broken SDK must not stop the server; the children will report it
         log.warning("sandbox warm-up failed: %s: %s", type(exc).__name__, exc)
     finally:
+        from tradewind.sdk import execution
+
+        execution.set_client(None)
+        logging.disable(logging.NOTSET)
         sys.dont_write_bytecode = False
+
+
+# The warm-up DAG's tasks run in the server (not the Bash one: it would start a process).
+WARM_UP_TASKS = ("start", "work")
+
+
+class _WarmUpClient:
+    """The execution client of the warm-up tasks: accepts what they push, knows nothing."""
+
+    def __getattr__(self, _name: str) -> Any:
+        return lambda *_args, **_kwargs: None
+
+
+def sample_ti_info(dag_id: str, task_id: str, **overrides: Any) -> dict[str, Any]:
+    """A complete ti_info for a manual run on 2024-01-01, as the platform's runner builds it (the warm-up,
+    benchmarks and tests use it; `overrides` replace keys)."""
+    moment = "2024-01-01T00:00:00+00:00"
+    info = {
+        "dag_id": dag_id,
+        "task_id": task_id,
+        "run_id": "manual__2024-01-01T00:00:00+00:00",
+        "map_index": -1,
+        "try_number": 1,
+        "max_tries": 0,
+        "logical_date": moment,
+        "data_interval_start": moment,
+        "data_interval_end": moment,
+        "run_after": moment,
+        "start_date": moment,
+        "ti_start_date": moment,
+        "run_type": "manual",
+        "conf": {},
+        "external_trigger": True,
+        "prev_data_interval_start_success": None,
+        "prev_data_interval_end_success": None,
+        "prev_start_date_success": None,
+        "prev_end_date_success": None,
+        "next_method": None,
+        "next_kwargs": None,
+        "first_try_start_date": None,
+    }
+    info.update(overrides)
+    return info
 
 
 def _try_import(name: str) -> Any:

@@ -17,11 +17,6 @@ from tradewind.sdk.exceptions import AirflowException, AirflowSkipException
 log = logging.getLogger(__name__)
 
 
-def _restore_sigpipe() -> None:
-    # Python ignores SIGPIPE; shell pipelines (`yes | head`) expect the default.
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-
-
 class BashResult:
     """What a finished bash command gave: its exit code and the last line of its output."""
 
@@ -44,7 +39,10 @@ def run_bash(
             cwd=cwd or tmp,
             env=dict(env) if env is not None else None,
             start_new_session=True,
-            preexec_fn=_restore_sigpipe,
+            # Python ignores SIGPIPE; shell pipelines (`yes | head`) expect the default, which Popen's
+            # restore_signals (on by default) gives back. No preexec_fn: without one Popen can vfork
+            # instead of copying this whole process.
+            restore_signals=True,
         )
         last_line = ""
         try:
