@@ -283,11 +283,9 @@ class _DagTest:
 
     def _terminate_running(self) -> None:
         """Stop the sandboxed children of the tries still running (SIGTERM, then SIGKILL)."""
-        from workers import sandbox
+        from workers import runner
 
-        running = TaskInstance.objects.for_tenant(self.tenant).filter(state=TIState.RUNNING)
-        for pid in running.exclude(pid=None).values_list("pid", flat=True):
-            sandbox.terminate(pid)
+        runner.stop_running_tries()
 
     def _give_up(self, finished: set[int]) -> None:
         for run in DagRun.objects.for_tenant(self.tenant).exclude(pk__in=finished).select_related("dag"):

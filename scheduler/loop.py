@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Min, Q, Sum
+from django.db.models import Count, Min, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -84,7 +84,7 @@ class TenantScheduler:
         start_queued_runs(tenant, now)
         running = DagRun.objects.for_tenant(tenant).filter(state=DagRunState.RUNNING, dag__is_paused=False)
         for run in running.order_by("pk"):
-            services.schedule_run(run, now=now)
+            services.evaluate_run(run, now=now)
             if run.state in RUN_FINISHED:  # this pass finished it: its callbacks are ours to start
                 self.executor.submit_dag_callbacks(tenant.pk, tenant.slug, run.pk)
         queued = queue_ready(tenant, self.executor)
@@ -257,44 +257,61 @@ class Queued:
 def queue_ready(tenant: Tenant, executor: Executor, limit: int = 1024) -> Queued:
     """Queue scheduled task instances, highest priority first, within their pools, the tenant's
     max_active_tasks quota, their run's max_active_tasks (per run, as in Airflow 3) and the executor's free
-    slots; the executor gets them once the transaction commits."""
+    slots; the executor gets them once the transaction commits.
+
+    Only candidates that could be queued now are read: those of pools with a free slot and of runs below
+    their limit, a few more than there is room for. Reading every scheduled task instance on every pass
+    would cost a busy tenant more than the queueing itself."""
     free = executor.free_slots()
     tis = TaskInstance.objects.for_tenant(tenant)
     ready = tis.filter(state=TIState.SCHEDULED, dag_run__state=DagRunState.RUNNING)
     if free == 0:
         return Queued([], executor_full=ready.exists())
     with transaction.atomic():
-        candidates = list(
-            ready.select_for_update(skip_locked=True, of=("self",))
-            .annotate(run_limit=F("dag_run__dag__max_active_tasks"))
-            .only("pk", "dag_run_id", "pool", "pool_slots", "priority_weight")
-            .order_by("-priority_weight", "pk")[:limit]
-        )
-        if not candidates:
-            return Queued([])
         usage = _slot_usage(tenant)
-        pool_free = _pool_free_slots(tenant, {ti.pool for ti in candidates}, usage)
         tenant_free = tenant.max_active_tasks - usage.active
-        run_active = usage.per_run
+        room = tenant_free if free is None else min(free, tenant_free)
+        pool_free = _pool_free_slots(tenant, usage)
+        run_limits = dict(
+            DagRun.objects.for_tenant(tenant)
+            .filter(state=DagRunState.RUNNING)
+            .values_list("pk", "dag__max_active_tasks")
+        )
+        open_pools = [name for name, slots in pool_free.items() if slots > 0]
+        full_runs = [pk for pk, cap in run_limits.items() if usage.per_run[pk] >= cap]
+        if room <= 0 or not open_pools:
+            return Queued([])
+        candidates = list(
+            ready.filter(pool__in=open_pools)
+            .exclude(dag_run_id__in=full_runs)
+            .select_for_update(skip_locked=True, of=("self",))
+            .only("pk", "dag_run_id", "pool", "pool_slots", "priority_weight")
+            .order_by("-priority_weight", "pk")[: min(limit, room + CANDIDATE_MARGIN)]
+        )
         chosen: list[TaskInstance] = []
         executor_full = False
         for ti in candidates:
             if free is not None and len(chosen) >= free:
                 executor_full = True
                 break
-            if tenant_free <= 0:
+            if len(chosen) >= tenant_free:
                 break
-            if pool_free.get(ti.pool, 0) < ti.pool_slots or run_active[ti.dag_run_id] >= ti.run_limit:
+            run_has_room = usage.per_run[ti.dag_run_id] < run_limits.get(ti.dag_run_id, 0)
+            if pool_free[ti.pool] < ti.pool_slots or not run_has_room:
                 continue
             chosen.append(ti)
-            tenant_free -= 1
             pool_free[ti.pool] -= ti.pool_slots
-            run_active[ti.dag_run_id] += 1
+            usage.per_run[ti.dag_run_id] += 1
         queued = services.queue_task_instances(chosen)
         messages = [QueuedTask.of(tenant, ti) for ti in queued]
         if messages:
             transaction.on_commit(lambda: executor.submit(messages))
     return Queued(messages, executor_full)
+
+
+# How many candidates queue_ready reads beyond the room it has: some may still not fit (a pool with fewer
+# free slots than their pool_slots, a run that reaches its limit on the way).
+CANDIDATE_MARGIN = 64
 
 
 @dataclass
@@ -326,10 +343,11 @@ def _slot_usage(tenant: Tenant) -> _Usage:
     return usage
 
 
-def _pool_free_slots(tenant: Tenant, names: set[str], usage: _Usage) -> dict[str, float]:
-    """Free slots per pool; a pool that does not exist has none (its tasks wait until it is created)."""
+def _pool_free_slots(tenant: Tenant, usage: _Usage) -> dict[str, float]:
+    """Free slots of each of the tenant's pools; a pool that does not exist has none (its tasks wait until it
+    is created)."""
     free: dict[str, float] = {}
-    for pool in Pool.objects.for_tenant(tenant).filter(name__in=names):
+    for pool in Pool.objects.for_tenant(tenant):
         if pool.slots < 0:
             free[pool.name] = float("inf")
             continue

@@ -14,11 +14,12 @@ import re
 import secrets
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Value
+from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -48,6 +49,7 @@ from scheduler.states import (
     RunType,
     TIState,
     transition,
+    transition_row,
     transition_run,
 )
 from tradewind.audit.actions import AuditAction
@@ -274,8 +276,18 @@ def _new_ti(run: DagRun, task: evaluation.TaskSpec, map_index: int, state: str) 
 
 
 def schedule_run(run: DagRun, *, now: datetime | None = None) -> list[TaskInstance]:
-    """Evaluate `run` once and write the decisions; returns the run's SCHEDULED task instances (ready to
-    queue, highest priority first).
+    """evaluate_run, then the run's SCHEDULED task instances (ready to queue, highest priority first)."""
+    if not evaluate_run(run, now=now):
+        return []
+    return list(
+        TaskInstance.objects.filter(dag_run=run, state=S.SCHEDULED)
+        .select_related("dag_run")
+        .order_by("-priority_weight", "pk")
+    )
+
+
+def evaluate_run(run: DagRun, *, now: datetime | None = None) -> bool:
+    """Evaluate `run` once and write the decisions; True while the run is running afterwards.
 
     A queued run starts (callers that enforce max_active_runs only pass runs they started). Everything
     `evaluation.evaluate` decides is applied in this one call: trigger rules with skip and upstream_failed
@@ -295,7 +307,7 @@ def schedule_run(run: DagRun, *, now: datetime | None = None) -> list[TaskInstan
         if locked is None or locked.state in RUN_FINISHED:
             if locked is not None:
                 run.state = locked.state
-            return []
+            return False
         spec = get_dag_spec(locked.dag_version)
         snapshots = [
             TISnapshot(task_id=t, map_index=mi, state=state, try_number=tn, next_retry_at=nra, pk=pk)
@@ -316,13 +328,7 @@ def schedule_run(run: DagRun, *, now: datetime | None = None) -> list[TaskInstan
             _apply(locked, spec, decisions, now)
         for name in ("state", "start_date", "end_date", "failure_reason"):
             setattr(run, name, getattr(locked, name))
-        if locked.state != DagRunState.RUNNING:
-            return []
-        return list(
-            TaskInstance.objects.filter(dag_run=locked, state=S.SCHEDULED)
-            .select_related("dag_run")
-            .order_by("-priority_weight", "pk")
-        )
+        return locked.state == DagRunState.RUNNING
 
 
 def _xcom_lengths(
@@ -525,26 +531,35 @@ def start_task_instance(
     *, tenant_id: int, ti_id: int, try_number: int, hostname: str, pid: int | None
 ) -> TaskInstance | None:
     """queued → running for exactly this try (fenced on state and try_number); None when the message is a
-    duplicate or late (the task instance is not queued for this try any more)."""
+    duplicate or late (the task instance is not queued for this try any more).
+
+    Every try pays for this, so it is one UPDATE that needs nothing read first (a task instance resuming
+    after a deferral keeps its try's start date; the first try's start is kept across tries), then one
+    SELECT of the task instance with its run, DAG and pinned version, which the runner goes on using."""
+    now = timezone.now()
+    if not transition_row(
+        TaskInstance.objects.for_tenant(tenant_id),
+        ti_id,
+        try_number,
+        S.QUEUED,
+        S.RUNNING,
+        hostname=hostname[:250],
+        pid=pid,
+        heartbeat_at=now,
+        end_date=None,
+        start_date=Case(When(next_method="", then=Value(now)), default=F("start_date")),
+        first_try_start_date=Coalesce(F("first_try_start_date"), Value(now)),
+    ):
+        return None
     ti = (
-        TaskInstance.objects.for_tenant(tenant_id)
-        .select_related("dag_run", "dag_run__dag", "dag_run__dag_version")
+        TaskInstance.objects.select_related("dag_run__dag", "dag_run__dag_version__bundle_version")
         .defer(f"dag_run__{WITHOUT_SERIALIZED}")
-        .filter(pk=ti_id, try_number=try_number, state=S.QUEUED)
+        .filter(pk=ti_id)
         .first()
     )
-    if ti is None:
+    if ti is None:  # its run was deleted the moment it started
         return None
-    now = timezone.now()
-    fields: dict[str, Any] = {"hostname": hostname[:250], "pid": pid, "heartbeat_at": now, "end_date": None}
-    if not ti.next_method:  # resuming after a deferral keeps the try's start
-        fields["start_date"] = now
-    if ti.first_try_start_date is None:
-        fields["first_try_start_date"] = now
-    with transaction.atomic():
-        if not transition(ti, S.RUNNING, **fields):
-            return None
-        events.publish_on_commit([ti_event(ti.dag_run, ti.task_id, ti.map_index, ti.state, ti.try_number)])
+    events.publish_on_commit([ti_event(ti.dag_run, ti.task_id, ti.map_index, S.RUNNING, try_number)])
     return ti
 
 
@@ -560,24 +575,20 @@ def finish_task_instance(ti: TaskInstance, outcome: dict) -> TaskInstance:
     finish, its run deleted) is left as it is."""
     now = timezone.now()
     state = outcome.get("state")
-    with transaction.atomic():
-        run = (
-            DagRun.objects.select_related("dag", "dag_version")
-            .defer(WITHOUT_SERIALIZED)
-            .filter(pk=ti.dag_run_id)
-            .first()
-        )
-        if run is None:
-            return ti
-        task = get_dag_spec(run.dag_version).tasks.get(ti.task_id)
-        common: dict[str, Any] = {"end_date": now, "error": str(outcome.get("error") or "")}
-        if ti.start_date is not None:
-            common["duration"] = (now - ti.start_date).total_seconds()
-        if outcome.get("rendered_fields") is not None:
-            common["rendered_fields"] = outcome["rendered_fields"]
-        if outcome.get("map_index_label"):
-            common["map_index_label"] = str(outcome["map_index_label"])[:250]
-        done = {"trigger": None, "trigger_timeout_at": None, "next_method": "", "next_kwargs": None}
+    run = _run_of(ti)
+    if run is None:
+        return ti
+    common: dict[str, Any] = {"end_date": now, "error": str(outcome.get("error") or "")}
+    if ti.start_date is not None:
+        common["duration"] = (now - ti.start_date).total_seconds()
+    if outcome.get("rendered_fields") is not None:
+        common["rendered_fields"] = outcome["rendered_fields"]
+    if outcome.get("map_index_label"):
+        common["map_index_label"] = str(outcome["map_index_label"])[:250]
+    done = {"trigger": None, "trigger_timeout_at": None, "next_method": "", "next_kwargs": None}
+    # Most tries end in one fenced UPDATE, which needs no transaction; a failure (with its history row or
+    # audit entry), a branch's skips and asset events are written all or nothing.
+    with nullcontext() if _one_write(outcome) else transaction.atomic():
         if ti.state != S.RUNNING:
             moved = False
         elif state == S.SUCCESS:
@@ -605,12 +616,36 @@ def finish_task_instance(ti: TaskInstance, outcome: dict) -> TaskInstance:
         else:
             if state != S.FAILED:
                 common["error"] = f"unknown outcome state {state!r}; {common['error']}"
+            task = get_dag_spec(run.dag_version).tasks.get(ti.task_id)
             moved = _fail(run, task, ti, now, common, fail_fast=bool(outcome.get("fail_fast")))
         if not moved and ti.state in (S.RUNNING, S.RESTARTING):
             moved = _end_restarted_try(ti, str(state), now, common)
         if moved:
             events.publish_on_commit([ti_event(run, ti.task_id, ti.map_index, ti.state, ti.try_number)])
     return ti
+
+
+def _run_of(ti: TaskInstance) -> DagRun | None:
+    """The run of `ti` with its DAG and version: the one loaded with it (start_task_instance loads it), else
+    read now; None when the run is gone. A run deleted after it was loaded changes nothing: its task
+    instance went with it, so the fenced writes match no row."""
+    if TaskInstance.dag_run.is_cached(ti):
+        run = ti.dag_run
+        if DagRun.dag.is_cached(run) and DagRun.dag_version.is_cached(run):
+            return run
+    return (
+        DagRun.objects.select_related("dag", "dag_version")
+        .defer(WITHOUT_SERIALIZED)
+        .filter(pk=ti.dag_run_id)
+        .first()
+    )
+
+
+def _one_write(outcome: dict) -> bool:
+    """Whether recording `outcome` is a single fenced UPDATE of the task instance."""
+    if outcome.get("state") == S.SUCCESS:
+        return not (_has_skips(outcome) or outcome.get("asset_events"))
+    return outcome.get("state") in (S.SKIPPED, S.UP_FOR_RESCHEDULE, S.DEFERRED)
 
 
 def _fail(
@@ -668,7 +703,7 @@ def _fail(
 
 def _skip_for_outcome(run: DagRun, ti: TaskInstance, outcome: dict) -> None:
     """Apply a branch's / short-circuit's skips to task instances that have not started."""
-    if outcome.get("followed") is None and not outcome.get("skip_downstream"):
+    if not _has_skips(outcome):
         return
     spec = get_dag_spec(run.dag_version)
     skips = evaluation.skips_for_outcome(spec, ti.task_id, ti.map_index, outcome)
@@ -689,6 +724,11 @@ def _skip_for_outcome(run: DagRun, ti: TaskInstance, outcome: dict) -> None:
             _transition_many([r[0] for r in rows], old, S.SKIPPED, **_fields_for(S.SKIPPED, timezone.now()))
             published += [ti_event(run, r[1], r[2], S.SKIPPED, r[4]) for r in rows]
     events.publish_on_commit(published)
+
+
+def _has_skips(outcome: dict) -> bool:
+    """Whether the outcome is a branch's or a short-circuit's, which may skip task instances."""
+    return outcome.get("followed") is not None or bool(outcome.get("skip_downstream"))
 
 
 def _record_asset_events(run: DagRun, ti: TaskInstance, asset_events: list[dict]) -> None:
@@ -1185,6 +1225,7 @@ def _collapse_expansion(run: DagRun, task_id: str) -> None:
     TaskInstance.objects.filter(pk=keep.pk).update(map_index=NO_MAP_INDEX, map_index_label="")
 
 
+@transaction.atomic
 def _end_restarted_try(
     ti: TaskInstance, outcome_state: str, now: datetime, common: Mapping[str, Any]
 ) -> bool:

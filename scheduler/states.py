@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 from django.db import models
 
 if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
     from scheduler.models import DagRun, TaskInstance
 
 
@@ -100,15 +102,22 @@ def transition(ti: TaskInstance, to: TIState, **fields: Any) -> bool:
 
     On success the in-memory object is updated too, so callers can go on using it.
     """
-    if to not in ALLOWED[TIState(ti.state)]:
-        raise InvalidTransition(ti.state, to)
-    fence = type(ti).objects.filter(pk=ti.pk, try_number=ti.try_number, state=ti.state)
-    if fence.update(state=to, **fields) != 1:
+    if not transition_row(type(ti).objects.all(), ti.pk, ti.try_number, TIState(ti.state), to, **fields):
         return False
     ti.state = to
     for name, value in fields.items():
         setattr(ti, name, value)
     return True
+
+
+def transition_row(
+    tis: QuerySet[TaskInstance], pk: int, try_number: int, current: TIState, to: TIState, **fields: Any
+) -> bool:
+    """transition() for a row that was not read: one UPDATE of row `pk` among `tis` (a tenant's, say), fenced
+    on `current` and `try_number`; False if the row is not in that state and try (or not there at all)."""
+    if to not in ALLOWED[current]:
+        raise InvalidTransition(current, to)
+    return tis.filter(pk=pk, try_number=try_number, state=current).update(state=to, **fields) == 1
 
 
 def transition_run(run: DagRun, to: DagRunState, **fields: Any) -> bool:

@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 from tenants import services
 from tenants.models import Tenant
 from tenants.roles import Role
+from workers.sandbox import templates
 
 _serial = itertools.count(1)
 
@@ -66,6 +67,13 @@ def browser_for(make_member) -> Callable[[Tenant, Role], Client]:
         return client
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def no_lingering_templates() -> Iterator[None]:
+    """The sandbox templates a test's tasks forked from (processes of its tenant's uid) end with the test."""
+    yield
+    templates.stop_all()
 
 
 @pytest.fixture(autouse=True)

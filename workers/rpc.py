@@ -163,13 +163,22 @@ class TaskRpcHandler:
             )
         if not self._still_running():
             raise RuntimeError(f"task {label} is no longer running try {self.ti.try_number}")
-        XCom.objects.update_or_create(
-            tenant_id=self.tenant_id,
-            dag_run_id=self.ti.dag_run_id,
-            task_id=self.ti.task_id,
-            map_index=self.ti.map_index,
-            key=key,
-            defaults={"value": value, "size_bytes": size},
+        # One statement, an upsert on XCom's unique key: a second push of a key replaces its value.
+        XCom.objects.bulk_create(
+            [
+                XCom(
+                    tenant_id=self.tenant_id,
+                    dag_run_id=self.ti.dag_run_id,
+                    task_id=self.ti.task_id,
+                    map_index=self.ti.map_index,
+                    key=key,
+                    value=value,
+                    size_bytes=size,
+                )
+            ],
+            update_conflicts=True,
+            unique_fields=["dag_run", "task_id", "map_index", "key"],
+            update_fields=["value", "size_bytes", "timestamp"],
         )
 
     def xcom_pull(

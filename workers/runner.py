@@ -50,21 +50,19 @@ def run_task_instance(
     connections from another tenant."""
     from scheduler import services
 
-    started = services.start_task_instance(
+    ti = services.start_task_instance(
         tenant_id=tenant_id,
         ti_id=ti_id,
         try_number=try_number,
         hostname=socket.gethostname(),
         pid=os.getpid(),
     )
-    if started is None:
+    if ti is None:
         log.info(
             "task instance already started or moved on", extra={"ti_id": ti_id, "try_number": try_number}
         )
         return None
-    ti = started
     try:
-        ti = _load(started)
         masker = _new_masker()
         with get_log_store().writer(ti, ti.try_number, masker=masker) as out, _Heartbeat(ti) as beat:
             outcome = _masked_outcome(
@@ -290,11 +288,23 @@ def _masked_outcome(outcome: dict, masker: Masker) -> dict:
     return masked
 
 
+# The children of the tries this process is running: the row's pid may not show them yet (see _Heartbeat).
+_children: set[int] = set()
+
+
+def stop_running_tries() -> None:
+    """Stop the sandboxed children of the tries this process is running (`dags test` on Ctrl-C)."""
+    from workers import sandbox
+
+    for pid in list(_children):
+        sandbox.terminate(pid)
+
+
 class _Heartbeat:
-    """While the try runs, stamps heartbeat_at every TRADEWIND_HEARTBEAT_SECONDS (the scheduler fails a
-    running try whose heartbeat stops). When the try is no longer running in the database — a user cleared
-    it (restarting), marked it, or deleted its run — it stops the task's child, as Airflow's task heartbeat
-    does. Its own thread and database connection; never blocks the runner."""
+    """While the try runs, stamps heartbeat_at (and the child's pid) every TRADEWIND_HEARTBEAT_SECONDS (the
+    scheduler fails a running try whose heartbeat stops). When the try is no longer running in the database
+    — a user cleared it (restarting), marked it, or deleted its run — it stops the task's child, as
+    Airflow's task heartbeat does. Its own thread and database connection; never blocks the runner."""
 
     def __init__(self, ti: TaskInstance) -> None:
         self.ti_id, self.try_number = ti.pk, ti.try_number
@@ -304,31 +314,35 @@ class _Heartbeat:
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{ti.pk}", daemon=True)
 
     def child_started(self, pid: int) -> None:
-        """The sandbox started the try's child: remember its pid (here, to stop it; in the row, to show it)."""
+        """The sandbox started the try's child: remember its pid, to stop it and to show it in the row. The
+        next beat writes it (a try shorter than a beat never does: one write less per task)."""
         self.child_pid = pid
-        TaskInstance.objects.filter(pk=self.ti_id, try_number=self.try_number, state=TIState.RUNNING).update(
-            pid=pid
-        )
+        _children.add(pid)
 
     def __enter__(self) -> _Heartbeat:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        _children.discard(self.child_pid)
         self._stop.set()
         self._thread.join(timeout=self.interval)
 
     def _beat(self) -> None:
         try:
             while not self._stop.wait(self.interval):
+                child_pid = self.child_pid
+                fields: dict[str, Any] = {"heartbeat_at": timezone.now()}
+                if child_pid is not None:
+                    fields["pid"] = child_pid
                 beat = TaskInstance.objects.filter(
                     pk=self.ti_id, try_number=self.try_number, state=TIState.RUNNING
-                ).update(heartbeat_at=timezone.now())
-                if not beat and self.child_pid is not None and not self._stop.is_set():
+                ).update(**fields)
+                if not beat and child_pid is not None and not self._stop.is_set():
                     from workers import sandbox
 
                     log.info("the try is no longer running; stopping its task", extra={"ti_id": self.ti_id})
-                    sandbox.terminate(self.child_pid)
+                    sandbox.terminate(child_pid)
                     return
         except Exception:
             log.exception("task heartbeat failed", extra={"ti_id": self.ti_id})

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from scheduler import services
+from scheduler.loop import queue_ready
 from scheduler.models import DagRun, Pool, TaskInstance, TaskInstanceHistory
 from scheduler.states import DagRunState, RunType, TIState
 from tenants.models import Tenant
@@ -255,3 +257,54 @@ def run_states_after_a_while(run: DagRun) -> dict[str, str]:
 
     time.sleep(0.3)
     return {key: ti.state for key, ti in tis_of(run).items()}
+
+
+class _Collecting:
+    """An executor that only records what it is sent."""
+
+    def __init__(self) -> None:
+        self.sent: list = []
+
+    def submit(self, tasks) -> None:
+        self.sent += tasks
+
+    def submit_dag_callbacks(self, *_args) -> None:
+        pass
+
+    def free_slots(self) -> None:
+        return None
+
+    def shutdown(self, wait: bool = True) -> None:
+        pass
+
+
+def test_a_run_at_its_limit_does_not_hide_another_runs_ready_tasks(tenant, upload):
+    """queue_ready reads only candidates that can be queued now: the capped run's 200 higher-priority
+    tasks (far more than it reads beyond its room) are not even candidates once that run is at its limit."""
+    upload(
+        tenant,
+        {
+            "capped.py": dag_file(
+                """
+                absolute = {"weight_rule": "absolute"}
+
+                with DAG("capped", schedule=None, start_date=START, max_active_tasks=1, default_args=absolute):
+                    for i in range(200):
+                        PythonOperator(task_id=f"c{i}", python_callable=lambda: None, priority_weight=10)
+
+                with DAG("other", schedule=None, start_date=START, default_args=absolute):
+                    PythonOperator(task_id="only", python_callable=lambda: None, priority_weight=1)
+                """
+            )
+        },
+    )
+    capped, other = trigger(tenant, "capped"), trigger(tenant, "other")
+    for run in (capped, other):
+        assert services.evaluate_run(run)  # starts the run and schedules its tasks
+    services.ensure_default_pool(tenant)
+    executor = _Collecting()
+    queue_ready(tenant, executor)
+    queue_ready(tenant, executor)
+    queued = TaskInstance.objects.filter(state=TIState.QUEUED)
+    assert sorted(queued.values_list("dag_run__dag__dag_id", flat=True)) == ["capped", "other"]
+    assert {task.ti_id for task in executor.sent} == set(queued.values_list("pk", flat=True))

@@ -71,6 +71,14 @@ def test_push_stores_json_with_its_size_and_pull_returns_rows_in_order(tenant):
     assert handler("xcom_pull", {**pull, "task_ids": ["nobody"], "map_indexes": None}) == []
 
 
+def test_a_push_is_a_fence_check_and_one_upsert(tenant, django_assert_max_num_queries):
+    handler = handler_for(tenant)
+    for value in (1, 2):  # the fence check, then BEGIN, INSERT ... ON CONFLICT, COMMIT (bulk_create's)
+        with django_assert_max_num_queries(4):
+            handler("xcom_push", {"key": "return_value", "value": value})
+    assert XCom.objects.get(dag_run=handler.ti.dag_run, key="return_value").value == 2
+
+
 def test_push_above_the_size_limit_is_refused_naming_task_key_and_size(tenant, settings):
     settings.TRADEWIND_XCOM_MAX_BYTES = 100
     handler = handler_for(tenant)

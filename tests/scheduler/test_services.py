@@ -1,6 +1,6 @@
 """The engine services end to end on the database, with task outcomes applied by hand as the task runner
 would report them: runs, retries, reschedules, deferrals, branching, mapping, teardowns, depends_on_past,
-timeouts, removed tasks, fencing, limits, events, audit, and a query-count bound."""
+timeouts, removed tasks, fencing, limits, events, audit, and query-count bounds."""
 
 from __future__ import annotations
 
@@ -186,6 +186,7 @@ def test_a_deferred_task_resumes_with_the_trigger_event_in_the_same_try(tenant) 
     ti = run_once(run, queue_one(run, "extract"), {"state": "deferred", "trigger": trigger})
     assert ti.state == TIState.DEFERRED and ti.trigger == trigger and ti.next_method == "done"
     assert ti.trigger_timeout_at is not None
+    started = ti.start_date
     services.resume_deferred(ti, event={"fired": True})
     ti.refresh_from_db()
     assert ti.state == TIState.SCHEDULED and ti.next_kwargs == {"a": 1, "event": {"fired": True}}
@@ -193,6 +194,7 @@ def test_a_deferred_task_resumes_with_the_trigger_event_in_the_same_try(tenant) 
     assert ti.try_number == 1
     ti = run_once(run, ti)
     assert ti.state == TIState.SUCCESS and ti.next_method == ""
+    assert ti.start_date == started == ti.first_try_start_date  # resuming is the same try
 
 
 def test_a_failed_trigger_resumes_the_task_to_fail_in_the_sandbox(tenant) -> None:
@@ -563,6 +565,20 @@ def test_schedule_run_on_a_100_task_run_takes_few_queries(tenant, django_assert_
     with django_assert_max_num_queries(8):
         queued = services.queue_task_instances(ready)
     assert len(queued) == 16  # the DAG's default max_active_tasks
+
+
+def test_starting_and_finishing_a_try_takes_three_queries(tenant, django_assert_max_num_queries) -> None:
+    """Every task try pays for these: a fenced UPDATE to start, one SELECT of the task instance with its
+    run, DAG and version (which the finish reuses) and a fenced UPDATE to finish; no transaction."""
+    run = make_run(tenant, etl_dag())
+    ti = queue_one(run, "extract")
+    with django_assert_max_num_queries(3):
+        running = services.start_task_instance(
+            tenant_id=tenant.pk, ti_id=ti.pk, try_number=1, hostname="h", pid=1
+        )
+        services.finish_task_instance(running, {"state": "success"})
+    ti.refresh_from_db()
+    assert ti.state == TIState.SUCCESS and ti.start_date == ti.first_try_start_date is not None
 
 
 @pytest.mark.postgres

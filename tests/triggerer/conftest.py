@@ -18,6 +18,7 @@ from tenants.models import Tenant
 from tests.runner.conftest import ACTOR, _sandbox_storage, out_dir, queue, start_run  # noqa: F401  (fixtures)
 from workers import runner
 from workers.logs import get_log_store
+from workers.sandbox import templates
 from workers.triggerer import Triggerer
 
 LIB = Path(__file__).resolve().parents[1] / "dags" / "triggerer" / "triggers_lib.py"
@@ -80,6 +81,9 @@ def deferred(run, task_id: str) -> TaskInstance:
     """Run the task's first try: it must defer."""
     ti = run_try(task(run, task_id))
     assert ti.state == TIState.DEFERRED, (ti.state, ti.error)
+    # The try's child forked from a template of the tenant's uid: stop it, so that the processes the tests
+    # see under that uid (or as the fork server's children) are the triggerer's hosts alone.
+    templates.stop_all()
     return ti
 
 

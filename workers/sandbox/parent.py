@@ -388,7 +388,8 @@ class _Job:
             self.res.duration_s = time.monotonic() - started
             if self.res.pid is not None:
                 with _running_lock:
-                    _running.pop(self.res.pid, None)
+                    if _running.get(self.res.pid) is self:
+                        del _running[self.res.pid]
             if not self.exited and self.job_id is not None and self.server is not None:
                 self.server.kill(self.job_id, signal.SIGKILL)
         return self.res
@@ -455,9 +456,15 @@ class _Job:
     def _on_event(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
         if kind == "started":
-            self.res.pid = event["pid"]
+            pid = event.get("pid")
             with _running_lock:
-                _running[self.res.pid] = self
+                # A template (tenant code ran in it) could name another job's child: never let it take
+                # that job's place (terminate() and send() find jobs by pid).
+                owner = _running.setdefault(pid, self) if isinstance(pid, int) else None
+            if owner is not self:
+                self._protocol_error("the child's start was reported with an invalid pid")
+                return
+            self.res.pid = pid
             if self.spec.on_start is not None:
                 try:
                     self.spec.on_start(self.res.pid)

@@ -55,7 +55,8 @@ class Template(Spawner):
             extra_fd=theirs.detach(),
         )
         self.start_reader(f"sandbox-template-{file}")
-        threading.Thread(target=self._run, name=f"sandbox-template-job-{file}", daemon=True).start()
+        self._job = threading.Thread(target=self._run, name=f"sandbox-template-job-{file}", daemon=True)
+        self._job.start()
 
     @property
     def usable(self) -> bool:
@@ -67,6 +68,10 @@ class Template(Spawner):
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+    def join(self, timeout_s: float) -> None:
+        """Wait until the template process has exited."""
+        self._job.join(timeout_s)
 
     def on_event(self, event: dict[str, Any]) -> None:
         if event.get("event") == "unusable":
@@ -124,14 +129,17 @@ def template_for(root: Path, file: str, *, tenant_id: int, limits: Limits) -> Te
     return template
 
 
-def stop_all() -> None:
-    """Stop every template of this process (tests, shutdown)."""
+def stop_all(timeout_s: float = 10) -> None:
+    """Stop every template of this process and wait (up to `timeout_s`) until they have exited."""
     with _lock:
         templates = list(_templates.values())
         _templates.clear()
         _unusable.clear()
     for template in templates:
         template.stop()
+    deadline = time.monotonic() + timeout_s
+    for template in templates:
+        template.join(max(0.0, deadline - time.monotonic()))
 
 
 def _make_room() -> None:
