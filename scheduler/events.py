@@ -45,12 +45,13 @@ def publish(event: dict) -> None:
             logger.exception("an event subscriber failed", extra={"event": event})
 
 
-def publish_on_commit(events: Iterable[dict]) -> None:
+def publish_on_commit(events: Iterable[dict], *, wake: bool = True) -> None:
     """Publish `events` once the current transaction commits (at once outside a transaction); nothing is
-    published if it rolls back."""
+    published if it rolls back. `wake=False`: the scheduler that made these changes needs no wake-up for
+    them (it acts on them in the same pass)."""
     batch = list(events)
     if batch:
-        transaction.on_commit(lambda: _deliver(batch))
+        transaction.on_commit(lambda: _deliver(batch, wake))
 
 
 # A task instance queued or running only echoes what a scheduler or worker just did; everything else
@@ -58,11 +59,13 @@ def publish_on_commit(events: Iterable[dict]) -> None:
 _QUIET_TI_STATES = frozenset({"queued", "running"})
 
 
-def _deliver(batch: list[dict]) -> None:
+def _deliver(batch: list[dict], wake: bool) -> None:
     from scheduler import wakeup
 
     for event in batch:
         publish(event)
+    if not wake:
+        return
     woken = {e["tenant"] for e in batch if e["task_id"] is None or e["state"] not in _QUIET_TI_STATES}
     for tenant_id in woken:
         wakeup.notify(tenant_id)

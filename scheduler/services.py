@@ -412,11 +412,14 @@ def _apply(run: DagRun, spec: DagSpec, decisions: Decisions, now: datetime) -> N
         published += [ti_event(run, n.task_id, n.map_index, n.state, 0) for n in decisions.creates]
     for label, note in decisions.notes.items():
         logger.warning("task instance failed upstream: %s", note, extra={"run_id": run.run_id, "ti": label})
+    # The evaluation reached a fixpoint and its pass queues what it scheduled: its task instances' changes
+    # need no wake-up (waking the scheduler that made them would only cost it a pass); a run that ended may
+    # let a queued run start.
+    events.publish_on_commit(published, wake=False)
     if decisions.run_state is not None and _transition_run_to(
         run, DagRunState(decisions.run_state), now, decisions.failure_reason
     ):
-        published.append(run_event(run))
-    events.publish_on_commit(published)
+        events.publish_on_commit([run_event(run)])
 
 
 def _index(change: evaluation.TIChange) -> int:

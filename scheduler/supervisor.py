@@ -37,11 +37,13 @@ TENANT_REFRESH_S = 5.0
 CONNECTION_CHECK_S = 30.0
 # A tenant process restarted after crashing waits 2^failures seconds, at most this long.
 MAX_BACKOFF_S = 60.0
-# After a pass, a tenant's next pass waits this many times as long as the pass took: under a stream of
-# events (hundreds of tasks finishing per second) each pass then takes in many of them, and the scheduler
-# spends at most half its time scheduling one tenant instead of re-reading a big run for every event. A
-# pass of a small run takes a few ms, so the wait adds as little to a chain's hop.
+# Under a stream of events (tasks finishing faster than passes end) a tenant's next pass waits this many
+# times as long as its last pass took: each pass then takes in many events, and the scheduler spends at most
+# half its time on one tenant instead of re-reading a big run for every event. An event that finds the loop
+# idle (a chain's next task) is served at once.
 PASS_REST_RATIO = 1.0
+# Woken this soon after starting to wait, the loop was not idle: the events came while it was busy.
+STREAM_GAP_S = 0.002
 # A tenant process that ran this long before dying is not counted as crash-looping.
 HEALTHY_RUN_S = 60.0
 
@@ -81,6 +83,7 @@ def schedule_tenants(tenant_ids: list[int], owner: str | None, stop: threading.E
     saturated: set[int] = set()  # tenants that left ready work because the executor was full
     served_at: dict[int, float] = {}  # tenant -> monotonic time its pass last queued something
     woken: set[int] = set()
+    streaming = False  # the events in `woken` arrived while the loop was busy
     deferred: set[int] = set()  # woken tenants whose pass waits for their rest after the previous one
     rest_until: dict[int, float] = {}  # tenant -> monotonic time its next pass may start
     ids_read_at = lease_checked_at = connections_checked_at = -math.inf
@@ -101,7 +104,8 @@ def schedule_tenants(tenant_ids: list[int], owner: str | None, stop: threading.E
                 wanted = tenant_id in woken or tenant_id in deferred or tenant_id in saturated
                 if not wanted and due.get(tenant_id, 0) > now:
                     continue
-                if rest_until.get(tenant_id, 0) > time.monotonic():
+                resting = rest_until.get(tenant_id, 0) > time.monotonic()
+                if resting and (streaming or tenant_id in deferred):
                     deferred.add(tenant_id)
                     continue
                 deferred.discard(tenant_id)
@@ -120,7 +124,9 @@ def schedule_tenants(tenant_ids: list[int], owner: str | None, stop: threading.E
                 default=math.inf,
             )
             timeout = min(max(next_due - time.monotonic(), 0.0), settings.TRADEWIND_SCHEDULER_MAX_SLEEP)
+            waiting_since = time.monotonic()
             woken = wakeup.wait(None if embedded else ids, timeout, stop)
+            streaming = bool(woken) and time.monotonic() - waiting_since < STREAM_GAP_S
     finally:
         executor.shutdown(wait=False)
         connection.close()

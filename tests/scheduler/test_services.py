@@ -549,6 +549,32 @@ def test_events_are_published_after_commit(tenant, django_capture_on_commit_call
     assert received[-1]["state"] == "running" and received[-1]["task_id"] is None
 
 
+def test_an_evaluation_wakes_schedulers_only_when_a_run_changes_state(
+    tenant, django_capture_on_commit_callbacks, monkeypatch
+) -> None:
+    """What a pass decides for task instances it queues in the same pass (waking its own scheduler would
+    only cost a pass); a run that starts or ends may let another run start."""
+    from scheduler import wakeup
+
+    woken: list[int] = []
+    monkeypatch.setattr(wakeup, "notify", woken.append)
+    run = make_run(tenant, etl_dag())
+    with django_capture_on_commit_callbacks(execute=True):
+        services.evaluate_run(run)  # starts the run (a wake-up) and schedules extract (none)
+    assert woken == [tenant.pk]
+    run_once(run, queue_one(run, "extract"))
+    woken.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.evaluate_run(run)  # schedules transform: no wake-up
+    assert woken == []
+    for task_id in ("transform", "load"):
+        run_once(run, queue_one(run, task_id))
+    woken.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.evaluate_run(run)  # the run succeeds
+    assert run.state == DagRunState.SUCCESS and woken == [tenant.pk]
+
+
 def test_schedule_run_on_a_100_task_run_takes_few_queries(tenant, django_assert_max_num_queries) -> None:
     with DAG("fanout", schedule=None, start_date=START) as dag:
         root = EmptyOperator(task_id="root")

@@ -58,12 +58,13 @@ class LiveEventsConsumer(AsyncJsonWebsocketConsumer):
     ) -> None:
         """The stream is one-way: client messages are ignored."""
 
-    async def live_event(self, message: dict) -> None:
-        """A "live.event" from the channel layer (tradewind.live.fanout): relay it if this client may see it."""
-        event = message["event"]
-        if self.access is None or not await self._may_receive(event):
-            return
-        await self.send_json({"type": "event", **event, "tenant": self.access.tenant.slug})
+    async def live_events(self, message: dict) -> None:
+        """A "live.events" batch from the channel layer (tradewind.live.fanout): relay each event this client
+        may see."""
+        for event in message["events"]:
+            if self.access is None or not await self._may_receive(event):
+                continue
+            await self.send_json({"type": "event", **event, "tenant": self.access.tenant.slug})
 
     async def _may_receive(self, event: dict) -> bool:
         access = self.access

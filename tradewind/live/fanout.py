@@ -2,8 +2,9 @@
 
 Every process that changes state publishes its events (scheduler.events); `install()` subscribes this
 module's `submit` to them once per process (LiveConfig.ready). It only files the event and returns: a
-background thread sends it to the groups `tenant.<id>` and the DAG's group (tradewind.live.groups) as the message
-{"type": "live.event", "event": {tenant, dag_id, run_id, task_id, map_index, state, try_number}}.
+background thread sends what has been filed to the groups `tenant.<id>` and the DAGs' groups
+(tradewind.live.groups), one message per group per batch (a busy worker files hundreds of events a second):
+{"type": "live.events", "events": [{tenant, dag_id, run_id, task_id, map_index, state, try_number}, ...]}.
 
 Under pressure events are coalesced, then dropped, never queued without bound: while an event waits, a newer
 one for the same run or task instance replaces it (a live view wants the latest state), and once
@@ -36,7 +37,7 @@ from tradewind.live.groups import dag_group, tenant_group
 
 logger = logging.getLogger(__name__)
 
-MESSAGE_TYPE = "live.event"
+MESSAGE_TYPE = "live.events"
 MAX_PENDING = 10_000
 SEND_TIMEOUT = 5.0
 EXIT_FLUSH_SECONDS = 2.0
@@ -53,14 +54,13 @@ def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def message_for(event: dict) -> dict | None:
-    """The channel layer message for an engine event: exactly the event's fields, as plain ints and
-    strings (whatever else a publisher put in never reaches a browser); None for an event without a tenant
-    or a DAG."""
+def clean_event(event: dict) -> dict | None:
+    """What is sent of an engine event: exactly its fields, as plain ints and strings (whatever else a
+    publisher put in never reaches a browser); None for an event without a tenant or a DAG."""
     try:
         if event.get("tenant") is None or not event.get("dag_id"):
             return None
-        clean = {
+        return {
             "tenant": int(event["tenant"]),
             "dag_id": str(event["dag_id"]),
             "run_id": _str_or_none(event.get("run_id")),
@@ -71,15 +71,16 @@ def message_for(event: dict) -> dict | None:
         }
     except (TypeError, ValueError, AttributeError):
         return None
-    return {"type": MESSAGE_TYPE, "event": clean}
 
 
-async def send_to_groups(layer: BaseChannelLayer, messages: list[dict]) -> None:
-    """Send each message to its tenant's group and to its DAG's group, in order."""
-    for message in messages:
-        event = message["event"]
-        await layer.group_send(tenant_group(event["tenant"]), message)
-        await layer.group_send(dag_group(event["tenant"], event["dag_id"]), message)
+async def send_to_groups(layer: BaseChannelLayer, events: list[dict]) -> None:
+    """Send the events, in order, to their tenants' groups and their DAGs' groups: one message per group."""
+    by_group: dict[str, list[dict]] = {}
+    for event in events:
+        by_group.setdefault(tenant_group(event["tenant"]), []).append(event)
+        by_group.setdefault(dag_group(event["tenant"], event["dag_id"]), []).append(event)
+    for group, batch in by_group.items():
+        await layer.group_send(group, {"type": MESSAGE_TYPE, "events": batch})
 
 
 class Fanout:
@@ -115,16 +116,15 @@ class Fanout:
     def _submit(self, event: dict) -> None:
         if os.getpid() != self._pid:
             self._start_afresh()
-        message = message_for(event)
-        if message is None:
+        fields = clean_event(event)
+        if fields is None:
             return
-        fields = message["event"]
         key = (fields["tenant"], fields["dag_id"], fields["run_id"], fields["task_id"], fields["map_index"])
         with self._condition:
             if key not in self._pending and len(self._pending) >= self.max_pending:
                 self._note_drop()
                 return
-            self._pending[key] = message  # an existing key keeps its place: order by first arrival
+            self._pending[key] = fields  # an existing key keeps its place: order by first arrival
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="tradewind-live-fanout", daemon=True)
                 self._thread.start()
