@@ -155,3 +155,42 @@ def test_an_idle_template_is_stopped(bundle, monkeypatch):
     while pid_alive(imported) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not pid_alive(imported) and not template.alive
+
+
+SLOW_IMPORT = """
+    import os
+    import time
+    from datetime import datetime
+
+    from airflow import DAG
+    from airflow.operators.python import PythonOperator
+
+    IMPORTED_BY = os.getpid()
+    time.sleep(1)
+
+    def where():
+        return [IMPORTED_BY, os.getpid()]
+
+    with DAG("slow", start_date=datetime(2024, 1, 1), schedule=None):
+        PythonOperator(task_id="where", python_callable=where)
+"""
+
+
+def test_a_file_slower_to_import_than_the_wait_is_imported_by_its_task(bundle, monkeypatch):
+    monkeypatch.setattr(templates, "IMPORT_WAIT_S", 0.2)
+    file = bundle.write("slow.py", SLOW_IMPORT)
+    imported, pid = run(bundle, file, "slow")[0]
+    assert imported == pid
+    assert templates.template_for(bundle.root, file, tenant_id=TENANT, limits=Limits()) is None
+
+
+def test_past_the_most_templates_the_least_recently_used_idle_one_is_stopped(bundle, monkeypatch):
+    monkeypatch.setattr(templates, "MAX_TEMPLATES", 1)
+    first = bundle.write("first.py", TEMPLATED)
+    second = bundle.write("second.py", TEMPLATED.replace('"templated"', '"second"'))
+    (imported_first, _pid, _parent), _ = run(bundle, first, "templated")
+    (imported_second, _pid, _parent), _ = run(bundle, second, "second")
+    deadline = time.monotonic() + 10
+    while pid_alive(imported_first) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pid_alive(imported_first) and pid_alive(imported_second)

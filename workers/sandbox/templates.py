@@ -29,7 +29,7 @@ from workers.sandbox.parent import JobSpec, SandboxError, Spawner, run_job
 log = logging.getLogger(__name__)
 
 TEMPLATE_IDLE_S = 60.0
-MAX_TEMPLATES = 16
+MAX_TEMPLATES = 8
 IMPORT_WAIT_S = 30.0
 
 TemplateKey = tuple[int, str, str, tuple[Any, ...]]
