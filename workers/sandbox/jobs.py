@@ -7,8 +7,12 @@ for an error of tenant code: it becomes part of the result.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
+import socket
+import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterator
 from types import FrameType, TracebackType
@@ -125,10 +129,6 @@ def _serve_template(file: str, bundle: _Bundle, ctl_fd: int) -> dict[str, Any]:
     templated — "unusable", and every task imports it afresh — when its import fails, asks the platform for
     anything (Variable.get at the top level: the value could change between tasks) or leaves threads running
     (forking would copy them half-way)."""
-    import gc
-    import socket
-    import threading
-
     from tradewind.sdk import execution
     from workers.sandbox.protocol import send_control
     from workers.sandbox.server import ForkServer
@@ -170,8 +170,6 @@ class _Printed:
 @contextlib.contextmanager
 def _captured_output() -> Iterator[_Printed]:
     """Send what is printed to stdout and stderr meanwhile to a memory file instead of the output pipe."""
-    import sys
-
     printed = _Printed()
     capture = os.memfd_create("tradewind-template-import")
     saved = [os.dup(1), os.dup(2)]

@@ -11,12 +11,17 @@ RPC channel (a stream socketpair between a job's child and the parent), one JSON
 Control channel (a SOCK_SEQPACKET socketpair between the parent and its fork server), one JSON datagram each,
 file descriptors passed with SCM_RIGHTS:
     parent -> server   {"op": "init", "sys_path": [...], "compat_dir": "..."}
-                       {"op": "spawn", "job": 3}  + fds [child's RPC socket end, output pipe write end]
+                       {"op": "spawn", "job": 3}  + fds [child's RPC socket end, output pipe write end
+                                                        (, a template's control socket end)]
                        {"op": "kill", "job": 3, "signal": 15}
     server -> parent   {"event": "ready", "pid": ..., "preload_s": ...}
                        {"event": "started", "job": 3, "pid": 4242}
                        {"event": "failed", "job": 3, "error": "fork failed: ..."}
                        {"event": "exited", "job": 3, "pid": 4242, "exitcode": 0 | None, "signal": None | 9}
+A template (templates.py) speaks the same protocol on its own control socket, without "init"; instead of
+the server's "ready" it sends {"event": "ready", "pid": ..., "output": "what the import printed"} or
+{"event": "unusable", "reason": "..."}. Tenant code ran in it, so the parent trusts none of its reports
+beyond the jobs it gave it.
 """
 
 from __future__ import annotations

@@ -237,9 +237,9 @@ def warm_up() -> None:
     except Exception as exc:  # a broken SDK must not stop the server; the children will report it
         log.warning("sandbox warm-up failed: %s: %s", type(exc).__name__, exc)
     finally:
-        from tradewind.sdk import execution
-
-        execution.set_client(None)
+        execution = sys.modules.get("tradewind.sdk.execution")
+        if execution is not None:  # children install their own client; none may inherit this one
+            execution.set_client(None)
         logging.disable(logging.NOTSET)
         sys.dont_write_bytecode = False
 
