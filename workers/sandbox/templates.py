@@ -94,7 +94,6 @@ class Template(Spawner):
 _templates: dict[TemplateKey, Template] = {}
 _unusable: set[TemplateKey] = set()
 _lock = threading.Lock()
-_owner = os.getpid()
 _janitor_started = False
 
 
@@ -103,7 +102,6 @@ def template_for(root: Path, file: str, *, tenant_id: int, limits: Limits) -> Te
     file is not templated: the caller's child then imports the file itself."""
     key: TemplateKey = (tenant_id, str(root), file, tuple(sorted(limits.to_dict().items())))
     with _lock:
-        _forget_after_fork()
         if key in _unusable:
             return None
         template = _templates.get(key)
@@ -175,11 +173,13 @@ def _start_janitor() -> None:
     threading.Thread(target=sweep, name="sandbox-template-janitor", daemon=True).start()
 
 
-def _forget_after_fork() -> None:
-    """In a forked copy of this process the templates are not ours (like the fork server): start afresh."""
-    global _owner, _janitor_started
-    if os.getpid() != _owner:
-        _owner = os.getpid()
-        _templates.clear()
-        _unusable.clear()
-        _janitor_started = False
+def _after_fork_in_child() -> None:
+    """In a forked copy of this process the templates are not ours (as with the fork server): start afresh."""
+    global _lock, _janitor_started
+    _lock = threading.Lock()
+    _templates.clear()
+    _unusable.clear()
+    _janitor_started = False
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
