@@ -530,6 +530,14 @@ def _ended_tries(tis: list[TaskInstance]) -> set[tuple[int, int]]:
     )
 
 
+# What the runner goes on using of a started try: the task instance with its run, DAG and pinned version.
+_STARTED_TI = queries.PreparedRead(
+    lambda ti_id: TaskInstance.objects.select_related("dag_run__dag", "dag_run__dag_version__bundle_version")
+    .defer(f"dag_run__{WITHOUT_SERIALIZED}")
+    .filter(pk=ti_id)
+)
+
+
 def start_task_instance(
     *, tenant_id: int, ti_id: int, try_number: int, hostname: str, pid: int | None
 ) -> TaskInstance | None:
@@ -554,12 +562,7 @@ def start_task_instance(
         first_try_start_date=Coalesce(F("first_try_start_date"), Value(now)),
     ):
         return None
-    ti = (
-        TaskInstance.objects.select_related("dag_run__dag", "dag_run__dag_version__bundle_version")
-        .defer(f"dag_run__{WITHOUT_SERIALIZED}")
-        .filter(pk=ti_id)
-        .first()
-    )
+    ti = _STARTED_TI.get(ti_id)
     if ti is None:  # its run was deleted the moment it started
         return None
     events.publish_on_commit([ti_event(ti.dag_run, ti.task_id, ti.map_index, S.RUNNING, try_number)])

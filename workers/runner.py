@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -231,8 +232,9 @@ def _run_try(
         if task.get("execution_timeout"):
             timeout_s = float(task["execution_timeout"]) + TIMEOUT_GRACE_S
         root = _bundle_root(ti.dag_run)
-        if not ti.next_method:
-            # A new try starts from no XComs of its own (a deferred task resuming keeps them), as in Airflow.
+        if not ti.next_method and not _first_start(ti):
+            # A new try or poke starts from no XComs of its own (a deferred task resuming keeps them), as in
+            # Airflow; the first start of a task instance has none.
             XCom.objects.filter(dag_run_id=ti.dag_run_id, task_id=ti.task_id, map_index=ti.map_index).delete()
         outcome = sandbox.run_task(
             root,
@@ -258,6 +260,12 @@ def _run_try(
         out.line(f"[tradewind] ERROR {outcome['error']}")
     out.line(f"[tradewind] attempt {ti.try_number} ended: {outcome.get('state')}")
     return outcome
+
+
+def _first_start(ti: TaskInstance) -> bool:
+    """Whether this is the task instance's first start ever: its first try, not a reschedule's later poke
+    (start_task_instance stamps both dates with the same moment only then)."""
+    return ti.try_number == 1 and ti.start_date is not None and ti.start_date == ti.first_try_start_date
 
 
 def _serialized_task(ti: TaskInstance) -> dict:
@@ -361,7 +369,25 @@ def _load(ti: TaskInstance) -> TaskInstance:
     )
 
 
+# The previous successful run is the same for every task of a run (until an earlier run succeeds meanwhile,
+# which max_active_runs=1 rules out): a worker reads it once per run and this many seconds, not once per try.
+PREVIOUS_SUCCESS_TTL_S = 5.0
+_previous_successes: dict[int, tuple[float, DagRun | None]] = {}
+
+
 def _previous_success(run: DagRun) -> DagRun | None:
+    now = time.monotonic()
+    cached = _previous_successes.get(run.pk)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    if len(_previous_successes) >= 1000:
+        _previous_successes.clear()
+    previous = _read_previous_success(run)
+    _previous_successes[run.pk] = (now + PREVIOUS_SUCCESS_TTL_S, previous)
+    return previous
+
+
+def _read_previous_success(run: DagRun) -> DagRun | None:
     runs = DagRun.objects.filter(dag_id=run.dag_id, state=DagRunState.SUCCESS).exclude(pk=run.pk)
     if run.logical_date is not None:
         runs = runs.filter(logical_date__lt=run.logical_date).order_by("-logical_date")

@@ -120,6 +120,24 @@ def test_a_stuck_layer_never_slows_the_engine_and_events_coalesce_then_drop():
         consumers.stop()
 
 
+def test_a_stream_of_events_goes_out_in_few_batches():
+    consumers = BlockedLoop(tenant_group(7))
+    try:
+        fan = Fanout(send_interval=0.3)
+        fan.attach_consumer_loop(consumers.loop)
+        started = time.monotonic()
+        for number in range(30):  # one event every 20 ms, for 0.6 s
+            fan.submit(event(f"t{number}"))
+            time.sleep(0.02)
+        assert time.monotonic() - started < 1.5
+        assert fan.wait_idle(5)
+        messages = consumers.received()
+        assert [e["task_id"] for m in messages for e in m["events"]] == [f"t{n}" for n in range(30)]
+        assert 2 <= len(messages) <= 4  # the first event at once, then one batch per interval
+    finally:
+        consumers.stop()
+
+
 def test_without_a_consumer_loop_the_in_memory_layer_gets_nothing_and_nothing_waits():
     fan = Fanout()
     fan.submit(event())

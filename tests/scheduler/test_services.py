@@ -632,3 +632,30 @@ def test_concurrent_evaluations_of_one_run_expand_it_once(tenant) -> None:
     assert sorted(TaskInstance.objects.filter(dag_run=run).values_list("map_index", flat=True)) == list(
         range(40)
     )
+
+
+def test_a_prepared_read_gives_what_the_orm_gives_without_compiling_again(tenant, monkeypatch) -> None:
+    from django.db.models.sql.compiler import SQLCompiler
+
+    from scheduler.queries import PreparedRead
+
+    run = make_run(tenant, etl_dag())
+    ti = queue_one(run, "extract")
+    read = PreparedRead(
+        lambda pk: TaskInstance.objects.select_related("dag_run__dag", "dag_run__dag_version").filter(pk=pk)
+    )
+    assert read.get(ti.pk).dag_run.dag.dag_id == "etl"  # compiles here, once for this thread
+    compiled = []
+    original = SQLCompiler.as_sql
+    monkeypatch.setattr(SQLCompiler, "as_sql", lambda self, *a, **k: compiled.append(1) or original(self, *a, **k))
+    loaded = read.get(ti.pk)
+    expected = TaskInstance.objects.select_related("dag_run__dag", "dag_run__dag_version").get(pk=ti.pk)
+    assert len(compiled) == 1  # only the plain ORM read above compiled
+    assert [getattr(loaded, f.attname) for f in TaskInstance._meta.concrete_fields] == [
+        getattr(expected, f.attname) for f in TaskInstance._meta.concrete_fields
+    ]
+    assert loaded.queued_at is not None and loaded.queued_at.tzinfo is not None  # converted as the ORM does
+    assert TaskInstance.dag_run.is_cached(loaded) and loaded.dag_run.dag_version == run.dag_version
+    assert read.get(ti.pk + 10_000) is None
+    with pytest.raises(ValueError, match="exactly once"):
+        PreparedRead(lambda pk: TaskInstance.objects.filter(pk=1)).get(1)

@@ -5,6 +5,8 @@ module's `submit` to them once per process (LiveConfig.ready). It only files the
 background thread sends what has been filed to the groups `tenant.<id>` and the DAGs' groups
 (tradewind.live.groups), one message per group per batch (a busy worker files hundreds of events a second):
 {"type": "live.events", "events": [{tenant, dag_id, run_id, task_id, map_index, state, try_number}, ...]}.
+Batches go out at most every SEND_INTERVAL seconds: what arrives meanwhile joins the next one, so a stream of
+events costs a few sends a second instead of one per event, for at most that much delay in a live view.
 
 Under pressure events are coalesced, then dropped, never queued without bound: while an event waits, a newer
 one for the same run or task instance replaces it (a live view wants the latest state), and once
@@ -40,6 +42,7 @@ logger = logging.getLogger(__name__)
 MESSAGE_TYPE = "live.events"
 MAX_PENDING = 10_000
 SEND_TIMEOUT = 5.0
+SEND_INTERVAL = 0.1
 EXIT_FLUSH_SECONDS = 2.0
 _DROP_LOG_INTERVAL = 60.0
 
@@ -90,9 +93,15 @@ class Fanout:
     event (and again in a forked child, which does not inherit threads).
     """
 
-    def __init__(self, max_pending: int = MAX_PENDING, send_timeout: float = SEND_TIMEOUT) -> None:
+    def __init__(
+        self,
+        max_pending: int = MAX_PENDING,
+        send_timeout: float = SEND_TIMEOUT,
+        send_interval: float = SEND_INTERVAL,
+    ) -> None:
         self.max_pending = max_pending
         self.send_timeout = send_timeout
+        self.send_interval = send_interval
         self.dropped = 0
         self._consumer_loop: asyncio.AbstractEventLoop | None = None
         self._start_afresh()
@@ -169,6 +178,7 @@ class Fanout:
                 batch = list(self._pending.values())
                 self._pending.clear()
                 self._sending = True
+            began = time.monotonic()
             try:
                 self._send(loop, batch)
             except Exception:
@@ -177,6 +187,7 @@ class Fanout:
                 with self._condition:
                     self._sending = False
                     self._condition.notify_all()
+            time.sleep(max(0.0, began + self.send_interval - time.monotonic()))
 
     def _send(self, own_loop: asyncio.AbstractEventLoop, batch: list[dict]) -> None:
         layer = get_channel_layer()
