@@ -532,9 +532,11 @@ def _ended_tries(tis: list[TaskInstance]) -> set[tuple[int, int]]:
 
 # What the runner goes on using of a started try: the task instance with its run, DAG and pinned version.
 _STARTED_TI = queries.PreparedRead(
-    lambda ti_id: TaskInstance.objects.select_related("dag_run__dag", "dag_run__dag_version__bundle_version")
-    .defer(f"dag_run__{WITHOUT_SERIALIZED}")
-    .filter(pk=ti_id)
+    lambda ti_id: (
+        TaskInstance.objects.select_related("dag_run__dag", "dag_run__dag_version__bundle_version")
+        .defer(f"dag_run__{WITHOUT_SERIALIZED}")
+        .filter(pk=ti_id)
+    )
 )
 
 

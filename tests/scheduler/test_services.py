@@ -647,7 +647,9 @@ def test_a_prepared_read_gives_what_the_orm_gives_without_compiling_again(tenant
     assert read.get(ti.pk).dag_run.dag.dag_id == "etl"  # compiles here, once for this thread
     compiled = []
     original = SQLCompiler.as_sql
-    monkeypatch.setattr(SQLCompiler, "as_sql", lambda self, *a, **k: compiled.append(1) or original(self, *a, **k))
+    monkeypatch.setattr(
+        SQLCompiler, "as_sql", lambda self, *a, **k: compiled.append(1) or original(self, *a, **k)
+    )
     loaded = read.get(ti.pk)
     expected = TaskInstance.objects.select_related("dag_run__dag", "dag_run__dag_version").get(pk=ti.pk)
     assert len(compiled) == 1  # only the plain ORM read above compiled
