@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -551,17 +551,20 @@ def start_task_instance(
     SELECT of the task instance with its run, DAG and pinned version, which the runner goes on using."""
     now = timezone.now()
     if not transition_row(
-        TaskInstance.objects.for_tenant(tenant_id),
+        TaskInstance,
         ti_id,
         try_number,
         S.QUEUED,
         S.RUNNING,
+        tenant_id=tenant_id,
         hostname=hostname[:250],
         pid=pid,
         heartbeat_at=now,
         end_date=None,
-        start_date=Case(When(next_method="", then=Value(now)), default=F("start_date")),
-        first_try_start_date=Coalesce(F("first_try_start_date"), Value(now)),
+        computed={
+            "start_date": ("CASE WHEN {next_method} = '' THEN %s ELSE {start_date} END", [now]),
+            "first_try_start_date": ("COALESCE({first_try_start_date}, %s)", [now]),
+        },
     ):
         return None
     ti = _STARTED_TI.get(ti_id)

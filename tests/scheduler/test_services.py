@@ -661,3 +661,28 @@ def test_a_prepared_read_gives_what_the_orm_gives_without_compiling_again(tenant
     assert read.get(ti.pk + 10_000) is None
     with pytest.raises(ValueError, match="exactly once"):
         PreparedRead(lambda pk: TaskInstance.objects.filter(pk=1)).get(1)
+
+
+def test_a_resumed_try_keeps_its_start_dates_and_json_fields_round_trip(tenant) -> None:
+    run = make_run(tenant, etl_dag())
+    ti = queue_one(run, "extract")
+    earlier = timezone.now() - dt.timedelta(minutes=5)
+    TaskInstance.objects.filter(pk=ti.pk).update(
+        next_method="execute_complete", start_date=earlier, first_try_start_date=earlier
+    )
+    assert (
+        services.start_task_instance(tenant_id=tenant.pk + 1, ti_id=ti.pk, try_number=1, hostname="h", pid=1)
+        is None
+    )
+    started = services.start_task_instance(
+        tenant_id=tenant.pk, ti_id=ti.pk, try_number=1, hostname="h", pid=7
+    )
+    assert (started.state, started.start_date, started.first_try_start_date, started.pid) == (
+        TIState.RUNNING,
+        earlier,
+        earlier,
+        7,
+    )
+    assert transition(started, TIState.DEFERRED, next_kwargs={"event": [1, "two"]}, trigger=None)
+    started.refresh_from_db()
+    assert started.next_kwargs == {"event": [1, "two"]} and started.trigger is None
