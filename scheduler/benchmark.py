@@ -130,8 +130,7 @@ class MemorySampler:
             total = sum(tree_memory_kb(pid) for pid in self.roots) / 1024
             self.peak_mb = max(self.peak_mb, total)
             # Reading smaps_rollup walks every page of every process of the trees: often enough to see the
-            # plateau, rarely enough not to slow down what is measured (every 250 ms cost the 2-core machine
-            # about 5 % of its CPU).
+            # plateau, rarely enough not to slow down what is measured.
             self._stop.wait(SAMPLE_INTERVAL_S)
 
 

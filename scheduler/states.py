@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from django.db import models
+from django.db import connections, models, router
 
 if TYPE_CHECKING:
     from scheduler.models import DagRun, TaskInstance
@@ -141,8 +141,6 @@ def update_row(
     more CPU than the database spends on such an UPDATE (every task try makes two). `computed` sets a field
     to an SQL expression: (template, values), where {name} in the template stands for a field's column and
     each %s for one of the values, prepared as the field's. Returns the number of rows changed."""
-    from django.db import connections, router
-
     using = router.db_for_write(model)
     connection = connections[using]
     meta = model._meta
