@@ -530,14 +530,18 @@ def _ended_tries(tis: list[TaskInstance]) -> set[tuple[int, int]]:
     )
 
 
-# What the runner goes on using of a started try: the task instance with its run, DAG and pinned version.
-_STARTED_TI = queries.PreparedRead(
+_TI_FOR_RUNNER = queries.PreparedRead(
     lambda ti_id: (
         TaskInstance.objects.select_related("dag_run__dag", "dag_run__dag_version__bundle_version")
         .defer(f"dag_run__{WITHOUT_SERIALIZED}")
         .filter(pk=ti_id)
     )
 )
+
+
+def load_for_runner(ti_id: int) -> TaskInstance | None:
+    """The task instance with its run, DAG and pinned version (what the runner uses of a try), or None."""
+    return _TI_FOR_RUNNER.get(ti_id)
 
 
 def start_task_instance(
@@ -567,7 +571,7 @@ def start_task_instance(
         },
     ):
         return None
-    ti = _STARTED_TI.get(ti_id)
+    ti = load_for_runner(ti_id)
     if ti is None:  # its run was deleted the moment it started
         return None
     events.publish_on_commit([ti_event(ti.dag_run, ti.task_id, ti.map_index, S.RUNNING, try_number)])

@@ -27,7 +27,7 @@ from django.db import connection
 from django.utils import timezone
 
 from scheduler.models import NO_MAP_INDEX, Asset, AssetEvent, DagRun, TaskInstance, XCom
-from scheduler.services import WITHOUT_SERIALIZED, serialized_of
+from scheduler.services import load_for_runner, serialized_of
 from scheduler.states import RUN_FINISHED, DagRunState, RunType, TIState
 from tradewind.sdk.execution import TRIGGER_TIMEOUT_REASON
 from workers.logs import LogWriter, get_log_store
@@ -362,11 +362,10 @@ class _Heartbeat:
 
 
 def _load(ti: TaskInstance) -> TaskInstance:
-    return (
-        TaskInstance.objects.select_related("dag_run__dag", "dag_run__dag_version__bundle_version")
-        .defer(f"dag_run__{WITHOUT_SERIALIZED}")
-        .get(pk=ti.pk)
-    )
+    loaded = load_for_runner(ti.pk)
+    if loaded is None:
+        raise TaskInstance.DoesNotExist(f"task instance {ti.pk} is gone")
+    return loaded
 
 
 # The previous successful run is the same for every task of a run (until an earlier run succeeds meanwhile,
