@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -106,6 +107,7 @@ WORKLOADS = [*RUN_WORKLOADS, "parse_200", "task_startup"]
 SAMPLE_INTERVAL_S = 0.5
 # The run's end comes from its end_date, not from when the bench notices: polling rarely costs no accuracy.
 POLL_INTERVAL_S = 0.2
+READY_TIMEOUT_S = 120.0
 
 
 class MemorySampler:
@@ -169,6 +171,27 @@ def _process_memory_kb(pid: int) -> int:
 class BenchProcesses:
     scheduler: subprocess.Popen
     workers: list[subprocess.Popen]
+    worker_names: list[str]
+
+    def wait_until_ready(self, tenant_id: int, timeout_s: float) -> None:
+        """Until the scheduler serves the tenant and every worker answers a ping: the clock measures the
+        running engine, not how long its processes take to start."""
+        from scheduler import leases
+
+        deadline = time.monotonic() + timeout_s
+        pending = list(self.worker_names)
+        while not leases.serving(tenant_id) or pending:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the scheduler and workers were not ready within {timeout_s:.0f} s")
+            if any(process.poll() is not None for process in [self.scheduler, *self.workers]):
+                raise RuntimeError("a scheduler or worker process exited; see its log")
+            if pending:
+                from tradewind.celery import app
+
+                answered = app.control.ping(destination=pending, timeout=0.2)
+                pending = [name for name in pending if not any(name in reply for reply in answered)]
+            else:
+                time.sleep(POLL_INTERVAL_S)
 
     def stop(self) -> None:
         for process in [self.scheduler, *self.workers]:
@@ -201,10 +224,11 @@ def start_processes(tenant_slug: str, executor: str, workers: int, log_dir: Path
         env.pop("CELERY_BROKER_URL", None)
     elif not settings.CELERY_BROKER_URL:
         raise RuntimeError("--executor celery needs CELERY_BROKER_URL")
-    worker_processes = []
+    worker_processes, worker_names = [], []
     if executor == "celery":
         concurrency = max(1, (os.cpu_count() or 1) * 2 // max(workers, 1))
         for n in range(workers):
+            worker_names.append(f"bench{n}-{uuid.uuid4().hex[:6]}@{socket.gethostname()}")
             worker_processes.append(
                 _spawn(
                     [
@@ -214,7 +238,7 @@ def start_processes(tenant_slug: str, executor: str, workers: int, log_dir: Path
                         "--concurrency",
                         str(concurrency),
                         "--hostname",
-                        f"bench{n}-{uuid.uuid4().hex[:6]}@%h",
+                        worker_names[-1],
                         "--loglevel",
                         "WARNING",
                     ],
@@ -223,7 +247,7 @@ def start_processes(tenant_slug: str, executor: str, workers: int, log_dir: Path
                 )
             )
     scheduler = _spawn(["scheduler"], env, log_dir / "scheduler.log")
-    return BenchProcesses(scheduler=scheduler, workers=worker_processes)
+    return BenchProcesses(scheduler=scheduler, workers=worker_processes, worker_names=worker_names)
 
 
 def hop_latencies_ms(run) -> list[float]:
@@ -294,7 +318,7 @@ def run_bench(
             Dag.objects.filter(pk=dag.pk).update(is_paused=False)
             processes = start_processes(slug, executor, workers, Path(tmp))
             try:
-                time.sleep(1.0)  # let the scheduler and workers connect before the clock starts
+                processes.wait_until_ready(tenant.pk, timeout_s=READY_TIMEOUT_S)
                 with (
                     MemorySampler([processes.scheduler.pid]) as sched_mem,
                     MemorySampler([p.pid for p in processes.workers]) as worker_mem,

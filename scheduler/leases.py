@@ -46,7 +46,7 @@ def acquire_many(tenant_ids: list[int], owner: str, limit: int | None = None) ->
     taken = [t for t in free if t in rows]
     if taken:  # fenced on expiry again: of two owners racing for a lease, only one wins
         SchedulerLease.objects.filter(tenant_id__in=taken, expires_at__lt=Now()).update(
-            owner=owner, acquired_at=Now(), expires_at=Now() + _ttl()
+            owner=owner, acquired_at=Now(), expires_at=Now() + _ttl(), serving_since=None
         )
     for tenant_id in free:
         if tenant_id not in rows:
@@ -62,6 +62,21 @@ def _create(tenant_id: int, owner: str) -> None:
             )
     except IntegrityError:  # another supervisor created it first
         pass
+
+
+def mark_serving(tenant_ids: list[int], owner: str, serving: bool = True) -> None:
+    """Record that `owner`'s tenant process has started scheduling these tenants (or, with serving=False,
+    that none does until a new one starts)."""
+    SchedulerLease.objects.filter(tenant_id__in=tenant_ids, owner=owner).update(
+        serving_since=Now() if serving else None
+    )
+
+
+def serving(tenant_id: int) -> bool:
+    """Whether a scheduler process holds the tenant's lease and has started scheduling it."""
+    return SchedulerLease.objects.filter(
+        tenant_id=tenant_id, expires_at__gte=Now(), serving_since__isnull=False
+    ).exists()
 
 
 def held(tenant_ids: list[int], owner: str) -> list[int]:

@@ -399,6 +399,9 @@ class SchedulerLease(TenantOwned):
     owner = models.CharField(max_length=200)  # "<host>:<pid>:<random>" of the supervisor holding it
     acquired_at = models.DateTimeField()
     expires_at = models.DateTimeField()
+    # When the owner's tenant process began scheduling the tenant (None until it has, and again while the
+    # supervisor starts a new one): a held lease is not yet a served tenant.
+    serving_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant"], name="schedulerlease_unique_tenant")]

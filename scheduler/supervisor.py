@@ -76,6 +76,8 @@ def schedule_tenants(tenant_ids: list[int], owner: str | None, stop: threading.E
 
     executor = executor or get_executor()
     wakeup.start_listener()
+    if owner:  # listening: a wake-up sent from now on is heard
+        leases.mark_serving(tenant_ids, owner)
     embedded = not tenant_ids
     ids = list(tenant_ids)
     schedulers: dict[int, TenantScheduler] = {}
@@ -245,6 +247,8 @@ class Supervisor:
 
     def restart_dead(self) -> None:
         """Start tenant processes not running yet; restart dead ones after their backoff."""
+        from scheduler import leases
+
         now = time.monotonic()
         for key, child in self.children.items():
             if child.process is not None and child.process.poll() is None:
@@ -263,6 +267,7 @@ class Supervisor:
                     },
                 )
                 child.process = None
+                leases.mark_serving(list(key), self.owner, serving=False)
             if now >= child.restart_at:
                 child.process = self._spawn(key)
                 child.started_at = now

@@ -14,6 +14,7 @@ import pytest
 import redis
 from django.utils import timezone
 
+from scheduler import leases
 from scheduler.models import SchedulerLease, TaskInstance, TaskInstanceHistory
 from scheduler.states import DagRunState, TIState
 from tradewind.celery import queue_name
@@ -225,12 +226,16 @@ def test_a_crashed_tenant_process_is_restarted_with_backoff_without_affecting_ot
     )
     [crashed] = tenant_processes(tenant.pk)
     [other] = tenant_processes(other_tenant.pk)
+    wait_until(lambda: leases.serving(tenant.pk) and leases.serving(other_tenant.pk), 30, "both served")
     theirs = trigger(other_tenant, "one")
     os.kill(crashed, signal.SIGKILL)
     killed_at = time.monotonic()
+    wait_until(lambda: not leases.serving(tenant.pk), 5, "the lease to show nobody serves the tenant")
+    assert leases.serving(other_tenant.pk)
     wait_until(lambda: set(tenant_processes(tenant.pk)) - {crashed}, 30, "the restart")
     restarted_after, restarted_at = time.monotonic() - killed_at, timezone.now()
     assert restarted_after >= 1.5, restarted_after  # backed off (2 s after a crash soon after its start)
+    wait_until(lambda: leases.serving(tenant.pk), 30, "the restarted process to serve the tenant")
     theirs = wait_for_run(theirs, 30)
     assert theirs.state == DagRunState.SUCCESS
     assert theirs.end_date < restarted_at  # the other tenant was served while this one was down

@@ -40,3 +40,19 @@ def test_a_released_lease_is_free_at_once(tenant):
     leases.release("a")
     assert leases.acquire(tenant.pk, "b")
     assert leases.held([tenant.pk], "b") == [tenant.pk]
+
+
+def test_a_lease_shows_whether_its_tenant_is_served_by_a_process_of_its_owner(tenant):
+    assert leases.acquire(tenant.pk, "a")
+    assert not leases.serving(tenant.pk)  # held, but no tenant process has started yet
+    leases.mark_serving([tenant.pk], "b")  # not the owner: nothing changes
+    assert not leases.serving(tenant.pk)
+    leases.mark_serving([tenant.pk], "a")
+    assert leases.serving(tenant.pk)
+    leases.mark_serving([tenant.pk], "a", serving=False)  # its process died
+    assert not leases.serving(tenant.pk)
+    leases.mark_serving([tenant.pk], "a")
+    expire("a")
+    assert not leases.serving(tenant.pk)  # an expired lease serves nobody
+    assert leases.acquire(tenant.pk, "b")
+    assert not leases.serving(tenant.pk)  # taken over: the new owner's process has not started
