@@ -74,6 +74,7 @@ class TaskSpec:
     pool_slots: int = 1
     queue: str = "default"
     priority_weight: int = 1
+    execution_timeout_s: float | None = None
 
     @property
     def needs_expansion(self) -> bool:
@@ -148,6 +149,7 @@ class DagSpec:
                 pool_slots=int(raw.get("pool_slots") or 1),
                 queue=raw.get("queue") or "default",
                 priority_weight=int(weight if weight is not None else 1),
+                execution_timeout_s=_seconds(raw.get("execution_timeout"), None),
             )
         return cls(
             dag_id=serialized.get("dag_id", ""),

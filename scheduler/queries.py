@@ -38,32 +38,44 @@ class PreparedRead(Generic[M]):
 
     def get(self, value: Any, *, using: str = "default") -> M | None:
         """The first row the queryset gives for `value`, or None."""
-        compiler, sql, params, position = self._compiled(using)
-        params = list(params)
-        params[position] = value
+        read = self._compiled(using)
+        params = list(read.params)
+        params[read.position] = value
         with connections[using].cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(read.sql, params)
             rows = cursor.fetchmany(1)
-        for row in compiler.results_iter(results=[rows]):
-            info = compiler.klass_info
-            fields = info["select_fields"]
-            start, end = fields[0], fields[-1] + 1
-            names = [column[0].target.attname for column in compiler.select[start:end]]
-            obj = info["model"].from_db(using, names, row[start:end])
-            for populator in get_related_populators(info, compiler.select, using):
+        if read.converters:
+            rows = list(read.compiler.apply_converters(rows, read.converters))
+        for row in rows:
+            obj = read.model.from_db(using, read.names, row[read.start : read.end])
+            for populator in read.populators:
                 populator.populate(row, obj)
             return obj
         return None
 
-    def _compiled(self, using: str) -> tuple[Any, str, tuple, int]:
+    def _compiled(self, using: str) -> _Compiled:
         cache = self._local.__dict__.setdefault("by_alias", {})
         if using not in cache:
-            compiler = self._build(self.MARKER).query.get_compiler(using=using)
-            sql, params = compiler.as_sql()
-            if list(params).count(self.MARKER) != 1:
-                raise ValueError("the prepared read must use its value exactly once, as a parameter")
-            cache[using] = (compiler, sql, tuple(params), list(params).index(self.MARKER))
+            cache[using] = _Compiled(self._build(self.MARKER).query.get_compiler(using=using), self.MARKER)
         return cache[using]
+
+
+class _Compiled:
+    """What PreparedRead works out once: the SQL, where its value goes, and how a row becomes objects (the
+    columns' converters, the main model's fields, the related objects' populators)."""
+
+    def __init__(self, compiler: Any, marker: Any) -> None:
+        self.compiler = compiler
+        self.sql, params = compiler.as_sql()
+        if list(params).count(marker) != 1:
+            raise ValueError("the prepared read must use its value exactly once, as a parameter")
+        self.params, self.position = tuple(params), list(params).index(marker)
+        self.converters = compiler.get_converters([s[0] for s in compiler.select[: compiler.col_count]])
+        info = compiler.klass_info
+        self.model = info["model"]
+        self.start, self.end = info["select_fields"][0], info["select_fields"][-1] + 1
+        self.names = [column[0].target.attname for column in compiler.select[self.start : self.end]]
+        self.populators = get_related_populators(info, compiler.select, compiler.using)
 
 
 def get_dag_run(*, tenant: Tenant | int, dag_id: str, run_id: str) -> DagRun:

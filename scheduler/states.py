@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from django.db import connections, models, router
@@ -145,9 +146,7 @@ def update_row(
     connection = connections[using]
     meta = model._meta
     quote = connection.ops.quote_name
-    columns = {f.name: quote(f.column) for f in meta.concrete_fields} | {
-        f.attname: quote(f.column) for f in meta.concrete_fields
-    }
+    columns = _quoted_columns(model, using)
     sets, params = [], []
     for name, value in fields.items():
         field = meta.get_field(name)
@@ -166,6 +165,14 @@ def update_row(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+@functools.lru_cache(maxsize=16)
+def _quoted_columns(model: type[models.Model], using: str) -> dict[str, str]:
+    """Field name and attname -> quoted column, per model and database."""
+    quote = connections[using].ops.quote_name
+    fields = model._meta.concrete_fields
+    return {f.name: quote(f.column) for f in fields} | {f.attname: quote(f.column) for f in fields}
 
 
 def transition_run(run: DagRun, to: DagRunState, **fields: Any) -> bool:

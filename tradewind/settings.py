@@ -133,6 +133,15 @@ if not os.environ.get("DATABASE_URL"):
     os.close(os.open(SQLITE_FILE, os.O_CREAT | os.O_WRONLY, 0o600))  # private before SQLite first opens it
     SQLITE_FILE.chmod(0o600)
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+# PostgreSQL spends most of a small query's time parsing and planning it: with parameters bound on the server,
+# psycopg prepares a statement once its connection has sent it TRADEWIND_DB_PREPARE_THRESHOLD times, and the
+# engine's per-task statements then skip both. "off" for a pooler that cannot keep prepared statements
+# (PgBouncer in transaction mode before 1.21).
+DB_PREPARE_THRESHOLD = os.environ.get("TRADEWIND_DB_PREPARE_THRESHOLD", "2")
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_PREPARE_THRESHOLD != "off":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        server_side_binding=True, prepare_threshold=int(DB_PREPARE_THRESHOLD)
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = _SQLITE_OPTIONS

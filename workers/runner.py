@@ -27,7 +27,8 @@ from django.db import connection
 from django.utils import timezone
 
 from scheduler.models import NO_MAP_INDEX, Asset, AssetEvent, DagRun, TaskInstance, XCom
-from scheduler.services import load_for_runner, serialized_of
+from scheduler.evaluation import TaskSpec
+from scheduler.services import get_dag_spec, load_for_runner, serialized_of
 from scheduler.states import RUN_FINISHED, DagRunState, RunType, TIState
 from tradewind.sdk.execution import TRIGGER_TIMEOUT_REASON
 from workers.logs import LogWriter, get_log_store
@@ -228,9 +229,9 @@ def _run_try(
     out.line(f"[tradewind] starting attempt {ti.try_number} of {ti.max_tries + 1}")
     timeout_s: float | None = None
     try:
-        task = _serialized_task(ti)
-        if task.get("execution_timeout"):
-            timeout_s = float(task["execution_timeout"]) + TIMEOUT_GRACE_S
+        task = _task_spec(ti)
+        if task.execution_timeout_s:
+            timeout_s = task.execution_timeout_s + TIMEOUT_GRACE_S
         root = _bundle_root(ti.dag_run)
         if not ti.next_method and not _first_start(ti):
             # A new try or poke starts from no XComs of its own (a deferred task resuming keeps them), as in
@@ -268,11 +269,11 @@ def _first_start(ti: TaskInstance) -> bool:
     return ti.try_number == 1 and ti.start_date is not None and ti.start_date == ti.first_try_start_date
 
 
-def _serialized_task(ti: TaskInstance) -> dict:
-    for task in serialized_of(ti.dag_run.dag_version).get("tasks", []):
-        if task.get("task_id") == ti.task_id:
-            return task
-    raise LookupError(f"task {ti.task_id!r} is not in the DAG version this run is pinned to")
+def _task_spec(ti: TaskInstance) -> TaskSpec:
+    task = get_dag_spec(ti.dag_run.dag_version).tasks.get(ti.task_id)
+    if task is None:
+        raise LookupError(f"task {ti.task_id!r} is not in the DAG version this run is pinned to")
+    return task
 
 
 def _bundle_root(run: DagRun) -> Path:

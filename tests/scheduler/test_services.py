@@ -645,14 +645,19 @@ def test_a_prepared_read_gives_what_the_orm_gives_without_compiling_again(tenant
         lambda pk: TaskInstance.objects.select_related("dag_run__dag", "dag_run__dag_version").filter(pk=pk)
     )
     assert read.get(ti.pk).dag_run.dag.dag_id == "etl"  # compiles here, once for this thread
-    compiled = []
-    original = SQLCompiler.as_sql
+    compiled, converters_found = [], []
+    original, original_converters = SQLCompiler.as_sql, SQLCompiler.get_converters
     monkeypatch.setattr(
         SQLCompiler, "as_sql", lambda self, *a, **k: compiled.append(1) or original(self, *a, **k)
     )
+    monkeypatch.setattr(
+        SQLCompiler,
+        "get_converters",
+        lambda self, *a, **k: converters_found.append(1) or original_converters(self, *a, **k),
+    )
     loaded = read.get(ti.pk)
     expected = TaskInstance.objects.select_related("dag_run__dag", "dag_run__dag_version").get(pk=ti.pk)
-    assert len(compiled) == 1  # only the plain ORM read above compiled
+    assert len(compiled) == len(converters_found) == 1  # only the plain ORM read above compiled
     assert [getattr(loaded, f.attname) for f in TaskInstance._meta.concrete_fields] == [
         getattr(expected, f.attname) for f in TaskInstance._meta.concrete_fields
     ]
@@ -661,6 +666,28 @@ def test_a_prepared_read_gives_what_the_orm_gives_without_compiling_again(tenant
     assert read.get(ti.pk + 10_000) is None
     with pytest.raises(ValueError, match="exactly once"):
         PreparedRead(lambda pk: TaskInstance.objects.filter(pk=1)).get(1)
+
+
+def test_postgresql_prepares_the_statements_every_try_repeats(tenant) -> None:
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's (CI runs the suite on PostgreSQL)")
+    from scheduler.services import load_for_runner
+
+    run = make_run(tenant, etl_dag())
+    ti = queue_one(run, "extract")
+    for _ in range(3):
+        assert load_for_runner(ti.pk).pk == ti.pk
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements")
+        prepared = cursor.fetchall()
+    runner_reads = [
+        executions
+        for statement, executions in prepared
+        if 'INNER JOIN "scheduler_dagrun"' in statement and '"scheduler_taskinstance"."id" = $' in statement
+    ]
+    assert runner_reads and max(runner_reads) >= 1  # prepared at its second execution, since run unparsed
 
 
 def test_a_resumed_try_keeps_its_start_dates_and_json_fields_round_trip(tenant) -> None:

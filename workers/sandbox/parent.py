@@ -9,6 +9,7 @@ reports to the job they belong to.
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import logging
 import os
@@ -66,12 +67,18 @@ def _scrubbed_env() -> dict[str, str]:
 
 
 def platform_sys_path() -> list[str]:
+    """The platform's import path for a sandboxed child (every job asks: checked once per sys.path)."""
+    return list(_platform_sys_path(tuple(sys.path)))
+
+
+@functools.lru_cache(maxsize=4)
+def _platform_sys_path(sys_path: tuple[str, ...]) -> tuple[str, ...]:
     paths = [str(PLATFORM_ROOT)]
-    for entry in sys.path:
+    for entry in sys_path:
         entry = os.path.abspath(entry) if entry else ""
         if entry and entry not in paths and entry != str(COMPAT_DIR) and os.path.isdir(entry):
             paths.append(entry)
-    return paths
+    return tuple(paths)
 
 
 class _Inbox:
