@@ -104,6 +104,27 @@ def test_the_message_carries_ids_and_the_try_number_only(tenant, upload, redis_u
     assert not any(message["embed"].values())  # no callbacks, errbacks, chains or chords
 
 
+def test_a_batch_of_messages_goes_to_redis_in_one_round_trip(tenant, other_tenant, redis_url, celery_app, monkeypatch):
+    from workers.executors import QueuedTask
+
+    pipelines = []
+    execute = redis.client.Pipeline.execute
+    monkeypatch.setattr(
+        redis.client.Pipeline,
+        "execute",
+        lambda self, *a, **k: pipelines.append(len(self.command_stack)) or execute(self, *a, **k),
+    )
+    batch = [QueuedTask(t.pk, t.slug, ti_id, 1) for ti_id in range(1, 21) for t in (tenant, other_tenant)]
+    CeleryExecutor().submit(batch)
+    assert len(pipelines) == 1 and pipelines[0] >= len(batch)  # one round trip carried every message
+    for owner in (tenant, other_tenant):
+        messages = queued_messages(redis_url, queue_name(owner.slug))
+        assert sorted(m["args"][1] for m in messages) == list(range(1, 21))
+        assert {tuple(m["args"][::2]) for m in messages} == {(owner.pk, 1)}
+    CeleryExecutor().submit(batch[:1])  # the producer's channel writes on its own again afterwards
+    assert len(queued_messages(redis_url, queue_name(tenant.slug))) == 21
+
+
 DUPLICATE = dag_file(
     """
     def record():
