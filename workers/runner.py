@@ -26,8 +26,8 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from scheduler.models import NO_MAP_INDEX, Asset, AssetEvent, DagRun, TaskInstance, XCom
 from scheduler.evaluation import TaskSpec
+from scheduler.models import NO_MAP_INDEX, Asset, AssetEvent, DagRun, TaskInstance, XCom
 from scheduler.services import get_dag_spec, load_for_runner, serialized_of
 from scheduler.states import RUN_FINISHED, DagRunState, RunType, TIState
 from tradewind.sdk.execution import TRIGGER_TIMEOUT_REASON

@@ -104,7 +104,9 @@ def test_the_message_carries_ids_and_the_try_number_only(tenant, upload, redis_u
     assert not any(message["embed"].values())  # no callbacks, errbacks, chains or chords
 
 
-def test_a_batch_of_messages_goes_to_redis_in_one_round_trip(tenant, other_tenant, redis_url, celery_app, monkeypatch):
+def test_a_batch_of_messages_goes_to_redis_in_one_round_trip(
+    tenant, other_tenant, redis_url, celery_app, monkeypatch
+):
     from workers.executors import QueuedTask
 
     pipelines = []
