@@ -49,8 +49,8 @@ class Limits:
         return int(timeout_s) + 5
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form, as sent to the child."""
-        return dataclasses.asdict(self)
+        """JSON-able form, as sent to the child (every field is a plain value: no deep copy needed)."""
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
 
 
 @dataclass(frozen=True)
