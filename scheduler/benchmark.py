@@ -220,7 +220,7 @@ def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
 def start_processes(tenant_slug: str, executor: str, workers: int, log_dir: Path) -> BenchProcesses:
     """The real scheduler process, and with Celery the worker processes, as separate OS processes."""
     env = dict(os.environ)
-    # As deployed: without Django's debug mode, which logs (and formats) every SQL query of every process.
+    # As deployed: without Django's debug mode, which formats and keeps every SQL query of every process.
     env.setdefault("TRADEWIND_DEBUG", "false")
     if executor == "local":
         env.pop("CELERY_BROKER_URL", None)

@@ -713,3 +713,24 @@ def test_a_resumed_try_keeps_its_start_dates_and_json_fields_round_trip(tenant) 
     assert transition(started, TIState.DEFERRED, next_kwargs={"event": [1, "two"]}, trigger=None)
     started.refresh_from_db()
     assert started.next_kwargs == {"event": [1, "two"]} and started.trigger is None
+
+
+def test_large_documents_are_bulk_inserted_as_plain_parameters_and_round_trip(tenant) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from scheduler.models import ParsedFile
+
+    documents = [
+        {"dags": [{"doc_md": 'say "hi" \\ {{ ds }}', "tasks": [{"task_id": f"t{i}", "n": i}]}], "error": None}
+        for i in range(3)
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        ParsedFile.objects.bulk_create(
+            ParsedFile(tenant=tenant, cache_key=f"k{i}", result=document)
+            for i, document in enumerate(documents)
+        )
+    [insert] = [q["sql"] for q in queries if 'INSERT INTO "scheduler_parsedfile"' in q["sql"]]
+    assert "UNNEST" not in insert.upper()  # one parameter per document, not an escaped array literal
+    stored = ParsedFile.objects.filter(tenant=tenant).order_by("cache_key").values_list("result", flat=True)
+    assert list(stored) == documents

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from scheduler.benchmark import WORKLOADS, run_bench
@@ -30,6 +32,10 @@ class Command(BaseCommand):
         dag_file = options["dag_file"]
         if dag_file is not None and not dag_file.is_file():
             raise CommandError(f"no such DAG file: {dag_file}")
+        if "TRADEWIND_DEBUG" not in os.environ:
+            # Measured as deployed, like the scheduler and workers it starts: debug mode formats and keeps
+            # every SQL query this process sends (uploading a repository, triggering the run).
+            settings.DEBUG = False
         try:
             figures = run_bench(
                 workload=options["workload"],
