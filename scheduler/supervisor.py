@@ -267,7 +267,11 @@ class Supervisor:
                     },
                 )
                 child.process = None
-                leases.mark_serving(list(key), self.owner, serving=False)
+                try:
+                    leases.mark_serving(list(key), self.owner, serving=False)
+                except Exception:  # the database is away: the mark is only informative, keep supervising
+                    logger.warning("could not mark the tenants unserved", exc_info=True)
+                    close_old_connections()
             if now >= child.restart_at:
                 child.process = self._spawn(key)
                 child.started_at = now

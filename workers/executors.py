@@ -53,6 +53,8 @@ class LocalExecutor:
     """Runs task instances on a pool of threads in this process, each driving one sandboxed child."""
 
     def __init__(self, parallelism: int | None = None) -> None:
+        from workers import runner  # noqa: F401  (imported now, not during the first task)
+
         self.parallelism = parallelism or settings.TRADEWIND_PARALLELISM
         self._pool = ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="task")
         self._busy = 0
@@ -106,6 +108,17 @@ class CeleryExecutor:
     """Sends each task instance to its tenant's Celery queue, `tenant.<slug>.<queue>`, as (tenant id, task
     instance id, try number). A message that cannot be sent (the broker is down) is left to the scheduler:
     the task instance stays queued and is sent again after TRADEWIND_QUEUED_TIMEOUT."""
+
+    def __init__(self) -> None:
+        # Celery's import and the broker connection cost the first pass that queues anything a quarter of a
+        # second; a scheduler pays them when it starts instead.
+        from tradewind.celery import app
+
+        try:
+            with app.producer_or_acquire() as producer:
+                producer.connection.ensure_connection(max_retries=1, timeout=2)
+        except Exception:  # the broker is away: the first submit tries again
+            logger.warning("could not reach the broker yet", exc_info=True)
 
     def submit(self, tasks: list[QueuedTask]) -> None:
         from tradewind.celery import RUN_TASK_INSTANCE, app, queue_name
