@@ -228,7 +228,7 @@ def start_processes(tenant_slug: str, executor: str, workers: int, log_dir: Path
         raise RuntimeError("--executor celery needs CELERY_BROKER_URL")
     worker_processes, worker_names = [], []
     if executor == "celery":
-        concurrency = max(1, (os.cpu_count() or 1) * 2 // max(workers, 1))
+        concurrency = max(1, settings.TRADEWIND_PARALLELISM // max(workers, 1))
         for n in range(workers):
             worker_names.append(f"bench{n}-{uuid.uuid4().hex[:6]}@{socket.gethostname()}")
             worker_processes.append(

@@ -199,7 +199,9 @@ else:
 # Celery: a broker URL selects the Celery executor; without one the local executor runs tasks.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 TRADEWIND_EXECUTOR = "celery" if CELERY_BROKER_URL else "local"
-TRADEWIND_PARALLELISM = int(os.environ.get("TRADEWIND_PARALLELISM") or max(4, 2 * (os.cpu_count() or 1)))
+# A running task instance's thread mostly waits for its sandboxed child: more of them than cores keeps the cores
+# busy (fanout_500 on 2 cores: 8 at once ran about 8 % faster than 4).
+TRADEWIND_PARALLELISM = int(os.environ.get("TRADEWIND_PARALLELISM") or max(8, 4 * (os.cpu_count() or 1)))
 
 # Scheduler: lease length for HA takeover, the longest sleep between passes, when a queued task's message
 # counts as lost (sent again), and when a running task without heartbeats counts as dead (retried).
