@@ -284,7 +284,7 @@ class JobSpec:
 
     kind: str
     payload: dict[str, Any]
-    root: Path
+    root: Path  # the bundle version's folder, already resolved (api.py resolves what callers pass)
     tenant_id: int
     limits: Limits
     timeout_s: float | None
@@ -428,7 +428,7 @@ class _Job:
             "MALLOC_ARENA_MAX": "2",  # see child.MALLOC_ARENAS: the processes the job starts need it too
             **spec.env,
         }
-        root = str(Path(spec.root).resolve())
+        root = str(spec.root)
         setup = {
             "root": root,
             "workdir": workdir,
