@@ -308,3 +308,48 @@ def test_a_run_at_its_limit_does_not_hide_another_runs_ready_tasks(tenant, uploa
     queued = TaskInstance.objects.filter(state=TIState.QUEUED)
     assert sorted(queued.values_list("dag_run__dag__dag_id", flat=True)) == ["capped", "other"]
     assert {task.ti_id for task in executor.sent} == set(queued.values_list("pk", flat=True))
+
+
+def _passes_under_a_stream_of_wake_ups(monkeypatch, tenant_id: int, *, queues_work: bool) -> int:
+    """How many passes the loop runs in 1.5 s while the tenant is woken every millisecond, each pass taking
+    20 ms and queueing work or not."""
+    import threading
+    import time
+
+    from scheduler import loop, supervisor, wakeup
+
+    passes = []
+
+    class SlowScheduler:
+        def __init__(self, tenant_id: int, executor: object) -> None:
+            self.tenant_id = tenant_id
+
+        def run_pass(self) -> loop.PassResult:
+            passes.append(time.monotonic())
+            time.sleep(0.02)
+            return loop.PassResult(tasks_queued=1 if queues_work else 0)
+
+    monkeypatch.setattr(loop, "TenantScheduler", SlowScheduler)
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=supervisor.schedule_tenants, args=([tenant_id], None, stop, LocalExecutor(1))
+    )
+    thread.start()
+    try:
+        ends = time.monotonic() + 1.5
+        while time.monotonic() < ends:
+            wakeup.notify_local(tenant_id)
+            time.sleep(0.001)
+    finally:
+        stop.set()
+        wakeup.interrupt()
+        thread.join(10)
+    return len(passes)
+
+
+def test_under_a_stream_of_events_passes_that_queue_nothing_rest_longer(tenant, monkeypatch):
+    busy = _passes_under_a_stream_of_wake_ups(monkeypatch, tenant.pk, queues_work=True)
+    idle = _passes_under_a_stream_of_wake_ups(monkeypatch, tenant.pk, queues_work=False)
+    # Resting once as long as a pass: about 1.5 s / 40 ms; three times as long: about 1.5 s / 80 ms.
+    assert 20 <= busy <= 45, busy
+    assert idle < 0.75 * busy, (idle, busy)
