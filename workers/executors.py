@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections
 
 if TYPE_CHECKING:
     from scheduler.models import TaskInstance
@@ -77,8 +77,6 @@ class LocalExecutor:
             run_dag_callbacks(tenant_id=tenant_id, dag_run_id=dag_run_id)
         except Exception:
             logger.exception("local executor: DAG callbacks failed", extra={"dag_run_id": dag_run_id})
-        finally:
-            connection.close()
 
     def free_slots(self) -> int:
         with self._lock:
@@ -88,12 +86,13 @@ class LocalExecutor:
         from workers.runner import run_task_instance
 
         try:
+            # The thread keeps its connection between tasks (and with it PostgreSQL's prepared statements);
+            # an obsolete or broken one is replaced here, as Django does at each request.
             close_old_connections()
             run_task_instance(tenant_id=task.tenant_id, ti_id=task.ti_id, try_number=task.try_number)
         except Exception:  # the runner records task failures itself; this is an infrastructure fault
             logger.exception("local executor: running a task instance failed", extra={"ti_id": task.ti_id})
         finally:
-            connection.close()
             with self._lock:
                 self._busy -= 1
             from scheduler import wakeup

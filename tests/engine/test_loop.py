@@ -353,3 +353,26 @@ def test_under_a_stream_of_events_passes_that_queue_nothing_rest_longer(tenant, 
     # Resting once as long as a pass: about 1.5 s / 40 ms; three times as long: about 1.5 s / 80 ms.
     assert 20 <= busy <= 45, busy
     assert idle < 0.75 * busy, (idle, busy)
+
+
+def test_the_local_executor_keeps_a_threads_database_connection_between_tasks(monkeypatch):
+    from django.db import connection
+
+    from workers import runner
+    from workers.executors import QueuedTask
+
+    backends = []
+
+    def record(**_: object) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()" if connection.vendor == "postgresql" else "SELECT 1")
+            backends.append((id(connection.connection), cursor.fetchone()[0]))
+
+    monkeypatch.setattr(runner, "run_task_instance", record)
+    executor = LocalExecutor(parallelism=1)
+    for ti_id in (1, 2, 3):
+        executor.submit([QueuedTask(1, "t", ti_id, 1)])
+    executor.shutdown(wait=True)
+    assert len(backends) == 3
+    if connection.vendor == "postgresql":  # (SQLite's CONN_MAX_AGE is 0: a new connection per task)
+        assert len(set(backends)) == 1  # one connection, so PostgreSQL keeps its prepared statements
