@@ -544,6 +544,17 @@ def load_for_runner(ti_id: int) -> TaskInstance | None:
     return _TI_FOR_RUNNER.get(ti_id)
 
 
+def warm_up_thread() -> None:
+    """Open this thread's database connection and compile the runner's read of a task instance, and on
+    PostgreSQL have it prepared (it is run as often as the prepare threshold asks): what a worker thread
+    would otherwise do during its first task."""
+    from django.db import connection
+
+    connection.ensure_connection()
+    for _ in range(max(1, int(connection.settings_dict.get("OPTIONS", {}).get("prepare_threshold") or 1))):
+        _TI_FOR_RUNNER.get(_TI_FOR_RUNNER.MARKER)  # an id no row has
+
+
 def start_task_instance(
     *, tenant_id: int, ti_id: int, try_number: int, hostname: str, pid: int | None
 ) -> TaskInstance | None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 if TYPE_CHECKING:
     from scheduler.models import TaskInstance
@@ -59,6 +59,7 @@ class LocalExecutor:
         self._pool = ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="task")
         self._busy = 0
         self._lock = threading.Lock()
+        self._thread_connections: set = set()  # the database connections its threads keep between tasks
 
     def submit(self, tasks: list[QueuedTask]) -> None:
         for task in tasks:
@@ -95,12 +96,21 @@ class LocalExecutor:
         finally:
             with self._lock:
                 self._busy -= 1
+                self._thread_connections.update(connections.all(initialized_only=True))
             from scheduler import wakeup
 
             wakeup.notify_local(task.tenant_id)  # a slot is free: the scheduler may queue more
 
     def shutdown(self, wait: bool = True) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        if wait:  # its threads are gone: close the connections they kept (else only a garbage collection does)
+            for db in self._thread_connections:
+                db.inc_thread_sharing()
+                try:
+                    db.close()
+                finally:
+                    db.dec_thread_sharing()
+            self._thread_connections.clear()
 
 
 class CeleryExecutor:

@@ -127,6 +127,19 @@ def test_a_batch_of_messages_goes_to_redis_in_one_round_trip(
     assert len(queued_messages(redis_url, queue_name(tenant.slug))) == 21
 
 
+def test_a_fresh_workers_threads_are_connected_before_its_first_task(tenant, processes):
+    from django.db import connection
+
+    def backends() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+            return cursor.fetchone()[0]
+
+    before = backends()
+    processes.worker("--tenants", tenant.slug, "--concurrency", "3")  # returns once it is ready
+    assert backends() >= before + 3  # each pool thread opened its connection (and prepared its read) already
+
+
 DUPLICATE = dag_file(
     """
     def record():

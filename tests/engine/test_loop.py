@@ -361,6 +361,11 @@ def test_the_local_executor_keeps_a_threads_database_connection_between_tasks(mo
     from workers import runner
     from workers.executors import QueuedTask
 
+    def open_backends() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+            return cursor.fetchone()[0]
+
     backends = []
 
     def record(**_: object) -> None:
@@ -369,6 +374,7 @@ def test_the_local_executor_keeps_a_threads_database_connection_between_tasks(mo
             backends.append((id(connection.connection), cursor.fetchone()[0]))
 
     monkeypatch.setattr(runner, "run_task_instance", record)
+    before = open_backends() if connection.vendor == "postgresql" else 0
     executor = LocalExecutor(parallelism=1)
     for ti_id in (1, 2, 3):
         executor.submit([QueuedTask(1, "t", ti_id, 1)])
@@ -376,3 +382,4 @@ def test_the_local_executor_keeps_a_threads_database_connection_between_tasks(mo
     assert len(backends) == 3
     if connection.vendor == "postgresql":  # (SQLite's CONN_MAX_AGE is 0: a new connection per task)
         assert len(set(backends)) == 1  # one connection, so PostgreSQL keeps its prepared statements
+        assert open_backends() == before  # and closed with the executor

@@ -39,7 +39,7 @@ class Command(BaseCommand):
             choices=POOLS,
             default="threads",
             help="Celery pool; tasks run in sandboxed child processes either way, so the default 'threads' "
-            "shares one database connection pool and one warm sandbox fork server",
+            "shares one warm sandbox fork server, and its threads connect to the database before the first task",
         )
         parser.add_argument("--hostname", default=None, help="Celery node name (default: unique per process)")
         parser.add_argument("--loglevel", default="INFO")
@@ -72,11 +72,13 @@ class Command(BaseCommand):
         concurrency = options["concurrency"] or settings.TRADEWIND_PARALLELISM
         hostname = options["hostname"] or f"{'-'.join(slugs) or 'shared'}-{os.getpid()}@%h"
         (worker_process_init if pool == "prefork" else worker_init).connect(_warm_up, weak=False)
+        if pool == "threads":  # Celery's way to a pool class of one's own: the worker_pool setting, no --pool
+            app.conf.worker_pool = "workers.pool:WarmThreadPool"
         argv = [
             "worker",
             f"--queues={','.join(queues)}",
             f"--loglevel={options['loglevel']}",
-            f"--pool={pool}",
+            *([] if pool == "threads" else [f"--pool={pool}"]),
             f"--concurrency={1 if pool == 'solo' else concurrency}",
             f"--hostname={hostname}",
             # No worker-to-worker chatter: nothing here uses it, and mingle delays the start by a second.
