@@ -103,7 +103,7 @@ class LocalExecutor:
 
     def shutdown(self, wait: bool = True) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
-        if wait:  # its threads are gone: close the connections they kept (else only a garbage collection does)
+        if wait:  # its threads are gone: close the connections they kept (else only a collection would)
             for db in self._thread_connections:
                 db.inc_thread_sharing()
                 try:
