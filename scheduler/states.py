@@ -145,7 +145,6 @@ def update_row(
     using = router.db_for_write(model)
     connection = connections[using]
     meta = model._meta
-    quote = connection.ops.quote_name
     columns = _quoted_columns(model, using)
     sets, params = [], []
     for name, value in fields.items():
@@ -159,9 +158,9 @@ def update_row(
     wheres = []
     for name, value in fence.items():
         field = meta.pk if name in ("pk", "id") else meta.get_field(name)
-        wheres.append(f"{quote(field.column)} = %s")
+        wheres.append(f"{columns[field.name]} = %s")
         params.append(field.get_db_prep_value(value, connection))
-    sql = f"UPDATE {quote(meta.db_table)} SET {', '.join(sets)} WHERE {' AND '.join(wheres)}"
+    sql = f"UPDATE {connection.ops.quote_name(meta.db_table)} SET {', '.join(sets)} WHERE {' AND '.join(wheres)}"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
