@@ -138,6 +138,10 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, con
 # engine's per-task statements then skip both. "off" for a pooler that cannot keep prepared statements
 # (PgBouncer in transaction mode before 1.21).
 DB_PREPARE_THRESHOLD = os.environ.get("TRADEWIND_DB_PREPARE_THRESHOLD", "2")
+if DB_PREPARE_THRESHOLD != "off" and not DB_PREPARE_THRESHOLD.isdigit():
+    raise ImproperlyConfigured(
+        f"TRADEWIND_DB_PREPARE_THRESHOLD must be a whole number or 'off', not {DB_PREPARE_THRESHOLD!r}"
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_PREPARE_THRESHOLD != "off":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         server_side_binding=True, prepare_threshold=int(DB_PREPARE_THRESHOLD)

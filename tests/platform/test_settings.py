@@ -60,3 +60,10 @@ def test_embedded_mode_generates_a_private_fernet_key_once(tmp_path):
     assert key_file.stat().st_mode & 0o077 == 0
     assert run_check(tmp_path).returncode == 0
     assert key_file.read_text() == key
+
+
+def test_a_prepare_threshold_that_is_not_a_number_or_off_is_refused_by_name(tmp_path):
+    result = run_check(tmp_path, TRADEWIND_DB_PREPARE_THRESHOLD="often")
+    assert result.returncode != 0
+    assert "TRADEWIND_DB_PREPARE_THRESHOLD must be a whole number or 'off', not 'often'" in result.stderr
+    assert run_check(tmp_path, TRADEWIND_DB_PREPARE_THRESHOLD="off").returncode == 0
