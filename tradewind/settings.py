@@ -203,6 +203,8 @@ else:
 # Celery: a broker URL selects the Celery executor; without one the local executor runs tasks.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 TRADEWIND_EXECUTOR = "celery" if CELERY_BROKER_URL else "local"
+# On Redis, kombu's transport with one client per channel (workers/broker.py); other URLs keep their own.
+CELERY_BROKER_TRANSPORT = "workers.broker:Transport" if CELERY_BROKER_URL.startswith("redis://") else None
 # A running task instance's thread mostly waits for its sandboxed child: more of them than cores keeps the cores
 # busy (fanout_500 on 2 cores: 8 at once ran about 8 % faster than 4).
 TRADEWIND_PARALLELISM = int(os.environ.get("TRADEWIND_PARALLELISM") or max(8, 4 * (os.cpu_count() or 1)))

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 import uuid
 
@@ -125,6 +128,44 @@ def test_a_batch_of_messages_goes_to_redis_in_one_round_trip(
         assert {tuple(m["args"][::2]) for m in messages} == {(owner.pk, 1)}
     CeleryExecutor().submit(batch[:1])  # the producer's channel writes on its own again afterwards
     assert len(queued_messages(redis_url, queue_name(tenant.slug))) == 21
+
+
+@pytest.mark.parametrize(
+    ("url", "transport"),
+    [("redis://127.0.0.1:6379/0", "workers.broker:Transport"), ("amqp://guest@127.0.0.1//", "None")],
+)
+def test_a_redis_broker_url_selects_our_transport(url, transport):
+    shown = subprocess.run(
+        [sys.executable, "-c", "from tradewind import settings; print(settings.CELERY_BROKER_TRANSPORT)"],
+        env={**os.environ, "CELERY_BROKER_URL": url},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert shown.stdout.strip() == transport
+
+
+def test_the_redis_channel_keeps_one_client_for_its_acks(redis_url):
+    from kombu import Connection
+
+    with Connection(redis_url, transport="workers.broker:Transport") as conn:
+        queue = conn.SimpleQueue(f"test-acks-{uuid.uuid4().hex[:8]}")
+        channel = queue.channel
+        queue.put({"n": 1})
+        message = queue.get(timeout=5)
+        unacked = redis.Redis.from_url(redis_url)
+        assert unacked.hlen(channel.unacked_key) == 1  # late acks: recorded while the message is handled
+        client = channel._create_client()
+        message.ack()
+        assert unacked.hlen(channel.unacked_key) == 0
+        assert channel._create_client() is client  # recording and acking built no client of their own
+        assert channel._create_client(asynchronous=True) is not client  # BRPOP keeps its connection
+        channel._disconnect_pools()  # what kombu does after a fork or a lost connection
+        fresh = channel._create_client()
+        assert fresh is not client and fresh.connection_pool is channel.pool
+        queue.put({"n": 2})
+        assert queue.get(timeout=5).payload == {"n": 2}
+        queue.close()
 
 
 def test_a_fresh_workers_threads_are_connected_before_its_first_task(tenant, processes):
