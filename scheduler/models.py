@@ -257,7 +257,12 @@ class DagRun(TenantOwned):
 class TaskInstance(TenantOwned):
     """One task × map index of one run; `try_number` counts the tries started so far."""
 
-    dag_run = models.ForeignKey(DagRun, on_delete=models.CASCADE, related_name="task_instances")
+    # No index of their own: ti_tenant_state and ti_unique_task_map_index lead with them, and every state
+    # change of a task instance (three per try) writes an entry in each of the table's indexes.
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
+    dag_run = models.ForeignKey(
+        DagRun, on_delete=models.CASCADE, related_name="task_instances", db_index=False
+    )
     task_id = models.CharField(max_length=250)
     map_index = models.IntegerField(default=NO_MAP_INDEX)
     state = models.CharField(max_length=20, choices=TIState.choices, default=TIState.NONE)
