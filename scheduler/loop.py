@@ -346,16 +346,12 @@ def _slot_usage(tenant: Tenant) -> _Usage:
 def _pool_free_slots(tenant: Tenant, usage: _Usage) -> dict[str, float]:
     """Free slots of each of the tenant's pools; a pool that does not exist has none (its tasks wait until it
     is created)."""
-    free: dict[str, float] = {}
-    for pool in Pool.objects.for_tenant(tenant):
-        if pool.slots < 0:
-            free[pool.name] = float("inf")
-            continue
-        used = usage.pool_slots.get(pool.name, 0)
-        if pool.include_deferred:
-            used += usage.deferred_pool_slots.get(pool.name, 0)
-        free[pool.name] = pool.slots - used
-    return free
+    return {
+        pool.name: pool.open_slots(
+            active=usage.pool_slots.get(pool.name, 0), deferred=usage.deferred_pool_slots.get(pool.name, 0)
+        )
+        for pool in Pool.objects.for_tenant(tenant)
+    }
 
 
 def requeue_lost(tenant: Tenant, executor: Executor, now: datetime) -> None:

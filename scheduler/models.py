@@ -365,6 +365,17 @@ class Pool(TenantOwned):
     def __str__(self) -> str:
         return self.name
 
+    def occupied_slots(self, *, active: int, deferred: int) -> int:
+        """Slots taken, given those of the pool's queued and running task instances (`active`) and of its
+        deferred ones, which count only where the pool says so."""
+        return active + (deferred if self.include_deferred else 0)
+
+    def open_slots(self, *, active: int, deferred: int) -> float:
+        """Slots left (infinite for an unlimited pool; negative when the pool was shrunk below its use)."""
+        if self.slots < 0:
+            return float("inf")
+        return self.slots - self.occupied_slots(active=active, deferred=deferred)
+
 
 class Asset(TenantOwned):
     """An asset (Airflow 2: dataset) that tasks produce and DAGs may be scheduled on."""

@@ -610,12 +610,17 @@ class PoolSerializer(serializers.Serializer):
     def get_deferred_slots(self, pool: Any) -> int:
         return self._used(pool, TIState.DEFERRED)
 
+    def _taken(self, pool: Any) -> dict[str, int]:
+        return {
+            "active": self.get_running_slots(pool) + self.get_queued_slots(pool),
+            "deferred": self.get_deferred_slots(pool),
+        }
+
     def get_occupied_slots(self, pool: Any) -> int:
-        occupied = self.get_running_slots(pool) + self.get_queued_slots(pool)
-        return occupied + (self.get_deferred_slots(pool) if pool.include_deferred else 0)
+        return pool.occupied_slots(**self._taken(pool))
 
     def get_open_slots(self, pool: Any) -> int:
-        return -1 if pool.slots < 0 else pool.slots - self.get_occupied_slots(pool)
+        return -1 if pool.slots < 0 else int(pool.open_slots(**self._taken(pool)))
 
 
 class ConsumingDagSerializer(serializers.Serializer):
