@@ -15,15 +15,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from scheduler.evaluation import TaskSpec
@@ -31,6 +28,7 @@ from scheduler.models import NO_MAP_INDEX, Asset, AssetEvent, DagRun, TaskInstan
 from scheduler.services import get_dag_spec, load_for_runner, serialized_of
 from scheduler.states import RUN_FINISHED, DagRunState, RunType, TIState
 from tradewind.sdk.execution import TRIGGER_TIMEOUT_REASON
+from workers.heartbeat import Heartbeat, running_children
 from workers.logs import LogWriter, get_log_store
 from workers.rpc import TaskRpcHandler
 
@@ -66,7 +64,7 @@ def run_task_instance(
         return None
     try:
         masker = _new_masker()
-        with get_log_store().writer(ti, ti.try_number, masker=masker) as out, _Heartbeat(ti) as beat:
+        with get_log_store().writer(ti, ti.try_number, masker=masker) as out, Heartbeat(ti) as beat:
             outcome = _masked_outcome(
                 _run_try(ti, masker, out, secrets_tenant_id, beat.child_started), masker
             )
@@ -297,66 +295,12 @@ def _masked_outcome(outcome: dict, masker: Masker) -> dict:
     return masked
 
 
-# The children of the tries this process is running: the row's pid may not show them yet (see _Heartbeat).
-_children: set[int] = set()
-
-
 def stop_running_tries() -> None:
     """Stop the sandboxed children of the tries this process is running (`dags test` on Ctrl-C)."""
     from workers import sandbox
 
-    for pid in list(_children):
+    for pid in running_children():
         sandbox.terminate(pid)
-
-
-class _Heartbeat:
-    """While the try runs, stamps heartbeat_at (and the child's pid) every TRADEWIND_HEARTBEAT_SECONDS (the
-    scheduler fails a running try whose heartbeat stops). When the try is no longer running in the database
-    — a user cleared it (restarting), marked it, or deleted its run — it stops the task's child, as
-    Airflow's task heartbeat does. Its own thread and database connection; never blocks the runner."""
-
-    def __init__(self, ti: TaskInstance) -> None:
-        self.ti_id, self.try_number = ti.pk, ti.try_number
-        self.interval = float(settings.TRADEWIND_HEARTBEAT_SECONDS)
-        self.child_pid: int | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{ti.pk}", daemon=True)
-
-    def child_started(self, pid: int) -> None:
-        """The sandbox started the try's child: remember its pid, to stop it and to show it in the row. The
-        next beat writes it (a try shorter than a beat never does: one write less per task)."""
-        self.child_pid = pid
-        _children.add(pid)
-
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        _children.discard(self.child_pid)
-        self._stop.set()
-        self._thread.join(timeout=self.interval)
-
-    def _beat(self) -> None:
-        try:
-            while not self._stop.wait(self.interval):
-                child_pid = self.child_pid
-                fields: dict[str, Any] = {"heartbeat_at": timezone.now()}
-                if child_pid is not None:
-                    fields["pid"] = child_pid
-                beat = TaskInstance.objects.filter(
-                    pk=self.ti_id, try_number=self.try_number, state=TIState.RUNNING
-                ).update(**fields)
-                if not beat and child_pid is not None and not self._stop.is_set():
-                    from workers import sandbox
-
-                    log.info("the try is no longer running; stopping its task", extra={"ti_id": self.ti_id})
-                    sandbox.terminate(child_pid)
-                    return
-        except Exception:
-            log.exception("task heartbeat failed", extra={"ti_id": self.ti_id})
-        finally:
-            connection.close()
 
 
 # --- reads for ti_info -----------------------------------------------------------------------------------

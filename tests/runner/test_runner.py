@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 
 from scheduler import services
 from scheduler.models import DagRun, TaskInstance, XCom
@@ -199,6 +200,44 @@ PythonOperator(task_id="nap", python_callable=nap)
     assert ti.state == TIState.SUCCESS
     assert ti.heartbeat_at is not None and ti.heartbeat_at > ti.start_date
     assert ti.pid == int(log_of(ti).split("child pid ")[1].split()[0])  # the beats write the child's pid
+
+
+def test_tries_running_at_once_share_one_heartbeat_thread(tenant, upload, settings):
+    settings.TRADEWIND_HEARTBEAT_SECONDS = 0.2
+    upload(
+        tenant,
+        {
+            "job.py": dag_file("""
+def nap():
+    print("child pid", os.getpid())
+    time.sleep(1.5)
+
+for n in range(3):
+    PythonOperator(task_id=f"nap{n}", python_callable=nap)
+""")
+        },
+    )
+    run = start_run(tenant, "job")
+    tis = [queue(run, f"nap{n}") for n in range(3)]
+
+    def work(ti: TaskInstance) -> None:
+        try:
+            runner.run_task_instance(tenant_id=tenant.pk, ti_id=ti.pk, try_number=ti.try_number)
+        finally:
+            connection.close()  # this thread's own
+
+    workers = [threading.Thread(target=work, args=(ti,)) for ti in tis]
+    for worker in workers:
+        worker.start()
+    time.sleep(0.8)  # the three children run; several beats have passed
+    beating = [t for t in threading.enumerate() if t.name.startswith("heartbeat")]
+    for worker in workers:
+        worker.join(timeout=60)
+    assert len(beating) == 1
+    for ti in TaskInstance.objects.filter(pk__in=[ti.pk for ti in tis]):
+        assert ti.state == TIState.SUCCESS
+        assert ti.heartbeat_at > ti.start_date
+        assert ti.pid == int(log_of(ti).split("child pid ")[1].split()[0])
 
 
 def test_a_new_try_starts_without_the_previous_tries_xcoms(tenant, upload):
