@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 from collections.abc import Iterator, Mapping
 from types import SimpleNamespace
 from typing import Any
@@ -116,9 +117,16 @@ def parse_datetime(value: Any) -> pendulum.DateTime | None:
         if value.tzinfo is None:
             value = value.replace(tzinfo=datetime.UTC)
         return pendulum.instance(value).in_timezone("UTC")
-    parsed = pendulum.parse(str(value))
+    return _parse_iso(str(value))
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_iso(text: str) -> pendulum.DateTime:
+    """A task's ti_info repeats the same few dates (its run's logical date is also its data interval's start,
+    say): each is parsed once. DateTimes are immutable, so sharing one is safe."""
+    parsed = pendulum.parse(text)
     if not isinstance(parsed, pendulum.DateTime):
-        raise ValueError(f"Not a date-time: {value!r}")
+        raise ValueError(f"Not a date-time: {text!r}")
     return parsed.in_timezone("UTC")
 
 

@@ -410,3 +410,13 @@ def test_on_kill_runs_when_the_timeout_interrupts_execute(client, run):
         )
     assert run(dag, "task")["state"] == "failed"
     assert killed == ["task"]
+
+
+def test_ti_info_dates_are_parsed_once_each_into_utc():
+    from tradewind.sdk.context import parse_datetime
+
+    first = parse_datetime("2024-03-10T07:30:00.123456+05:30")
+    assert first == pendulum.datetime(2024, 3, 10, 2, 0, 0, 123456) and first.timezone_name == "UTC"
+    assert parse_datetime("2024-03-10T07:30:00.123456+05:30") is first  # the same string: the same object
+    with pytest.raises(ValueError, match="Not a date-time"):
+        parse_datetime("P1D")  # a duration parses, but is not a date-time
