@@ -13,6 +13,8 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 import jinja2
+import jinja2.ext
+import jinja2.lexer
 import jinja2.nativetypes
 import jinja2.sandbox
 
@@ -129,6 +131,29 @@ def get_template_env(dag: Any = None) -> jinja2.Environment:
     return env
 
 
+def _as_plain_text(env: jinja2.Environment, text: str) -> str | None:
+    """What `text` renders to when it holds no Jinja syntax for `env` (most commands and SQL without a
+    macro), without compiling it: a task child compiles each template afresh, a few milliseconds of its
+    start. That is the text with its line ends made `newline_sequence` and one trailing line end dropped
+    (unless `keep_trailing_newline`), as Jinja gives it. None when Jinja has to render it: a delimiter in
+    the text, line statements or comments configured, an extension that rewrites sources, or a native
+    environment (which would turn "1" into a number)."""
+    if (
+        isinstance(env, jinja2.nativetypes.NativeEnvironment)
+        or env.line_statement_prefix is not None
+        or env.line_comment_prefix is not None
+        or any(type(ext).preprocess is not jinja2.ext.Extension.preprocess for ext in env.extensions.values())
+        or env.block_start_string in text
+        or env.variable_start_string in text
+        or env.comment_start_string in text
+    ):
+        return None
+    lines = jinja2.lexer.newline_re.split(text)[::2]
+    if not env.keep_trailing_newline and lines[-1] == "":
+        del lines[-1]
+    return env.newline_sequence.join(lines)
+
+
 def _render(template: jinja2.Template, context: Any) -> Any:
     """Render one compiled template with a context mapping (native environments return Python objects)."""
     return template.render(dict(context) if not isinstance(context, dict) else context)
@@ -241,6 +266,8 @@ class Templater:
         if isinstance(content, str):
             if self.template_ext and content.endswith(tuple(self.template_ext)):
                 template = jinja_env.get_template(content)
+            elif (plain := _as_plain_text(jinja_env, content)) is not None:
+                return plain
             else:
                 template = jinja_env.from_string(content)
             return _render(template, context)

@@ -10,7 +10,14 @@ import jinja2
 import pendulum
 import pytest
 
-from tradewind.sdk.templater import Templater, get_template_env, literal
+from tradewind.sdk.templater import (
+    NativeEnvironment,
+    SandboxedEnvironment,
+    Templater,
+    _as_plain_text,
+    get_template_env,
+    literal,
+)
 
 
 class Holder(Templater):
@@ -154,3 +161,38 @@ def test_datetimes_and_other_objects_pass_through():
     holder = Holder(command=moment, items=[5, None])
     holder.render_template_fields(CONTEXT, get_template_env())
     assert holder.command is moment and holder.items == [5, None]
+
+
+PLAIN_TEXTS = [
+    "true",
+    "",
+    "\n",
+    "echo done\n",
+    "a\r\nb\rc\n\n",
+    "SELECT 1;  \n\n",
+    "50% } { #} %} }}",
+    "ünï ✓\r\n",
+]
+
+
+@pytest.mark.parametrize(
+    "options", [{}, {"keep_trailing_newline": True}, {"newline_sequence": "\r\n"}, {"autoescape": True}]
+)
+@pytest.mark.parametrize("text", PLAIN_TEXTS)
+def test_text_without_jinja_syntax_is_given_back_as_jinja_renders_it(text, options):
+    env = SandboxedEnvironment(**options)
+    assert _as_plain_text(env, text) == env.from_string(text).render({})
+
+
+def test_text_jinja_must_render_is_left_to_jinja():
+    env = SandboxedEnvironment()
+    assert [_as_plain_text(env, text) for text in ["{{ ds }}", "x {% if y %}", "{# note #}"]] == [None] * 3
+    brackets = SandboxedEnvironment(variable_start_string="[[", variable_end_string="]]")
+    assert _as_plain_text(brackets, "echo [[ ds ]]") is None
+    assert (
+        _as_plain_text(brackets, "echo {{ ds }}")
+        == "echo {{ ds }}"
+        == brackets.from_string("echo {{ ds }}").render()
+    )
+    assert _as_plain_text(SandboxedEnvironment(line_statement_prefix="#"), "# for x in y") is None
+    assert _as_plain_text(NativeEnvironment(), "1") is None  # native rendering makes it the number 1
