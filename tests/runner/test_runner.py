@@ -181,28 +181,7 @@ PythonOperator(task_id="leaky", python_callable=leak)
     assert "login failed with ***" in leaky.error and "Sup3r-Secret-Pw" not in leaky.error
 
 
-def test_a_running_try_heartbeats_and_shows_its_child_pid(tenant, upload, settings):
-    settings.TRADEWIND_HEARTBEAT_SECONDS = 0.2
-    upload(
-        tenant,
-        {
-            "job.py": dag_file("""
-def nap():
-    print("child pid", os.getpid())
-    time.sleep(1.2)
-
-PythonOperator(task_id="nap", python_callable=nap)
-""")
-        },
-    )
-    run = start_run(tenant, "job")
-    ti = run_one(tenant, run, "nap")
-    assert ti.state == TIState.SUCCESS
-    assert ti.heartbeat_at is not None and ti.heartbeat_at > ti.start_date
-    assert ti.pid == int(log_of(ti).split("child pid ")[1].split()[0])  # the beats write the child's pid
-
-
-def test_tries_running_at_once_share_one_heartbeat_thread(tenant, upload, settings):
+def test_running_tries_heartbeat_from_one_thread_and_show_their_child_pids(tenant, upload, settings):
     settings.TRADEWIND_HEARTBEAT_SECONDS = 0.2
     upload(
         tenant,
