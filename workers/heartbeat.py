@@ -77,12 +77,12 @@ class _Beater:
 
     def _run(self) -> None:
         next_beat = time.monotonic() + settings.TRADEWIND_HEARTBEAT_SECONDS
-        while True:
+        while True:  # never ends: without it every try of this process would be failed as a zombie
             with self._changed:
                 while (wait := next_beat - time.monotonic()) > 0:
                     self._changed.wait(wait)
                     if not self._tries:
-                        connection.close()  # a process running no try holds no connection for heartbeats
+                        _close_connection()  # a process running no try holds no connection for heartbeats
                     next_beat = min(next_beat, time.monotonic() + settings.TRADEWIND_HEARTBEAT_SECONDS)
                 tries = list(self._tries)
             next_beat = time.monotonic() + settings.TRADEWIND_HEARTBEAT_SECONDS
@@ -92,7 +92,7 @@ class _Beater:
                 self._beat(tries)
             except Exception:
                 log.exception("task heartbeat failed")
-                connection.close()
+                _close_connection()  # the next beat connects afresh
 
     def _beat(self, tries: list[Heartbeat]) -> None:
         ours = TaskInstance.objects.filter(
@@ -120,6 +120,13 @@ class _Beater:
             self._tries.discard(beat)
         log.info("the try is no longer running; stopping its task", extra={"ti_id": beat.ti_id})
         sandbox.terminate(child_pid)
+
+
+def _close_connection() -> None:
+    try:
+        connection.close()
+    except Exception:
+        log.warning("could not close the heartbeat's database connection", exc_info=True)
 
 
 _instance: _Beater | None = None
