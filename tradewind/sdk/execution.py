@@ -541,11 +541,12 @@ class _TaskRun:
             # A copy to run: rendering and execute change attributes, never the DAG's own task.
             self._set_task(self.task.prepare_for_execution())
         task = self.task
-        self.jinja_env = task.get_template_env() if hasattr(task, "get_template_env") else None
         if hasattr(task, "resolve_template_files"):
             task.resolve_template_files()
         if hasattr(task, "render_template_fields"):
-            task.render_template_fields(self.context, self.jinja_env)
+            if getattr(task, "has_templates", lambda: True)():
+                self.jinja_env = task.get_template_env() if hasattr(task, "get_template_env") else None
+                task.render_template_fields(self.context, self.jinja_env)
             self.context["templates_dict"] = getattr(task, "templates_dict", None)
         self.outcome["rendered_fields"] = {
             field: _display_value(getattr(task, field, None))

@@ -196,3 +196,35 @@ def test_text_jinja_must_render_is_left_to_jinja():
     )
     assert _as_plain_text(SandboxedEnvironment(line_statement_prefix="#"), "# for x in y") is None
     assert _as_plain_text(NativeEnvironment(), "1") is None  # native rendering makes it the number 1
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({}, False),  # every field falsy
+        ({"items": [1, 2.5, None, datetime.date(2024, 1, 1)], "mapping": {"k": (True, 3)}}, False),
+        ({"items": [1, ["deep {{ ds }}"]]}, True),
+        ({"mapping": {"k": literal(1)}}, True),  # unwrapped when rendered
+        ({"command": "true"}, True),  # plain text still goes through the renderer (it may name a file)
+        ({"command": lambda context, jinja_env: "x"}, True),
+        ({"nested": Inner("select 1")}, True),
+    ],
+)
+def test_has_templates_says_whether_rendering_could_change_a_field(values, expected):
+    holder = Holder(**values)
+    assert holder.has_templates() is expected
+    if not expected:  # and rendering indeed changes nothing
+        before = {field: getattr(holder, field) for field in holder.template_fields}
+        holder.render_template_fields(CONTEXT, get_template_env())
+        assert {field: getattr(holder, field) for field in holder.template_fields} == before
+
+
+def test_has_templates_is_true_for_objects_that_render_their_own_way():
+    class Custom(Holder):
+        def render_template_fields(self, context, jinja_env=None):
+            self.command = "rendered my way"
+
+    class Missing(Templater):
+        template_fields = ("nope",)
+
+    assert Custom().has_templates() and Missing().has_templates()  # the renderer reports the missing field
