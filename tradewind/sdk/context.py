@@ -325,11 +325,11 @@ class InletEventAccessors(Mapping):
         return 0
 
 
-def _ds(moment: pendulum.DateTime) -> str:
+def _ds(moment: datetime.date) -> str:
     return moment.strftime("%Y-%m-%d")
 
 
-def _ds_nodash(moment: pendulum.DateTime) -> str:
+def _ds_nodash(moment: datetime.date) -> str:
     return moment.strftime("%Y%m%d")
 
 
@@ -388,16 +388,20 @@ def build_context(*, dag: Any, task: Any, ti: Any, ti_info: Mapping[str, Any], p
     if logical is not None:
         ds = _ds(logical)
         prev, following = _previous_and_next(dag_run)
+        # Plain dates: the logical date is UTC, so its day ± 1 is the date of ± 24 hours (pendulum's
+        # arithmetic costs a task child more than the rest of its context).
+        day = datetime.date(logical.year, logical.month, logical.day)
+        tomorrow, yesterday = day + datetime.timedelta(days=1), day - datetime.timedelta(days=1)
         context.update(
             ds=ds,
             ds_nodash=_ds_nodash(logical),
             ts=logical.isoformat(),
             ts_nodash=logical.strftime("%Y%m%dT%H%M%S"),
             ts_nodash_with_tz=logical.isoformat().replace("-", "").replace(":", ""),
-            tomorrow_ds=_ds(logical.add(days=1)),
-            tomorrow_ds_nodash=_ds_nodash(logical.add(days=1)),
-            yesterday_ds=_ds(logical.subtract(days=1)),
-            yesterday_ds_nodash=_ds_nodash(logical.subtract(days=1)),
+            tomorrow_ds=_ds(tomorrow),
+            tomorrow_ds_nodash=_ds_nodash(tomorrow),
+            yesterday_ds=_ds(yesterday),
+            yesterday_ds_nodash=_ds_nodash(yesterday),
             prev_execution_date=prev,
             prev_ds=_ds(prev) if prev else None,
             prev_ds_nodash=_ds_nodash(prev) if prev else None,
