@@ -215,10 +215,8 @@ class Templater:
         way and no field holds what rendering changes (a string, a literal, a callable, an XComArg, or an
         object with template fields of its own), as with most PythonOperators: the runner then builds no Jinja
         environment, which costs a task child a tenth of its start."""
-        if (
-            type(self).render_template_fields is not Templater.render_template_fields
-            or type(self).render_template is not Templater.render_template
-        ):
+        renderers = ("render_template_fields", "_do_render_template_fields", "render_template")
+        if any(getattr(type(self), name) is not getattr(Templater, name) for name in renderers):
             return True
         missing = object()
         for field in self.template_fields:
