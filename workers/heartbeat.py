@@ -50,7 +50,8 @@ class Heartbeat:
 
 def running_children() -> list[int]:
     """The sandboxed children of the tries this process is running (the rows may not show them yet)."""
-    return [pid for beat in _beater().tries() if (pid := beat.child_pid) is not None]
+    beater = _instance  # none yet: this process has run no try, and starts no thread to say so
+    return [] if beater is None else [pid for beat in beater.tries() if (pid := beat.child_pid) is not None]
 
 
 class _Beater:
