@@ -79,14 +79,17 @@ class _Beater:
     def _run(self) -> None:
         next_beat = time.monotonic() + settings.TRADEWIND_HEARTBEAT_SECONDS
         while True:  # never ends: without it every try of this process would be failed as a zombie
+            # Woken early when a try is added (the interval may have changed) or the last one removed.
             with self._changed:
-                while (wait := next_beat - time.monotonic()) > 0:
-                    self._changed.wait(wait)
-                    if not self._tries:
-                        _close_connection()  # a process running no try holds no connection for heartbeats
-                    next_beat = min(next_beat, time.monotonic() + settings.TRADEWIND_HEARTBEAT_SECONDS)
+                self._changed.wait(max(0.0, next_beat - time.monotonic()))
                 tries = list(self._tries)
-            next_beat = time.monotonic() + settings.TRADEWIND_HEARTBEAT_SECONDS
+            now = time.monotonic()
+            if not tries:
+                _close_connection()  # a process running no try holds no connection for heartbeats
+            if now < next_beat:
+                next_beat = min(next_beat, now + settings.TRADEWIND_HEARTBEAT_SECONDS)
+                continue
+            next_beat = now + settings.TRADEWIND_HEARTBEAT_SECONDS
             if not tries:
                 continue
             try:
