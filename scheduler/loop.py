@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from scheduler import services
 from scheduler.models import AssetDagRunQueue, AssetEvent, Dag, DagRun, Pool, TaskInstance
+from scheduler.queries import PreparedRead
 from scheduler.states import ACTIVE, RUN_FINISHED, DagRunState, RunType, TIState, transition_run
 from tenants.models import Tenant
 from tradewind.accounts.actors import Actor
@@ -44,6 +45,42 @@ class PassResult:
     executor_full: bool = False  # ready task instances may have been left for want of executor slots
 
 
+# The reads every pass makes before it queues anything, compiled once (see PreparedRead).
+_TENANT = PreparedRead(lambda tenant_id: Tenant.objects.filter(pk=tenant_id))
+_QUEUED_RUNS = PreparedRead(
+    lambda tenant_id: (
+        DagRun.objects.for_tenant(tenant_id)
+        .filter(state=DagRunState.QUEUED, dag__is_paused=False)
+        .select_related("dag")
+        .order_by("run_after", "pk")
+    )
+)
+_RUNNING_RUNS = PreparedRead(
+    lambda tenant_id: (
+        DagRun.objects.for_tenant(tenant_id)
+        .filter(state=DagRunState.RUNNING, dag__is_paused=False)
+        .order_by("pk")
+    )
+)
+_SLOT_USAGE = PreparedRead(
+    lambda tenant_id: (
+        TaskInstance.objects.for_tenant(tenant_id)
+        .filter(state__in=[*ACTIVE, TIState.DEFERRED])
+        .values_list("state", "pool", "dag_run_id")
+        .annotate(n=Count("pk"), slots=Sum("pool_slots"))
+        .values_list("state", "pool", "dag_run_id", "n", "slots")
+    )
+)
+_POOLS = PreparedRead(lambda tenant_id: Pool.objects.for_tenant(tenant_id))
+_RUN_LIMITS = PreparedRead(
+    lambda tenant_id: (
+        DagRun.objects.for_tenant(tenant_id)
+        .filter(state=DagRunState.RUNNING)
+        .values_list("pk", "dag__max_active_tasks")
+    )
+)
+
+
 class TenantScheduler:
     """Schedules one tenant's DAGs onto an executor."""
 
@@ -56,7 +93,7 @@ class TenantScheduler:
     def run_pass(self, now: datetime | None = None) -> PassResult:
         """One scheduling pass; safe to run concurrently with another scheduler (every write is fenced)."""
         now = now or timezone.now()
-        tenant = Tenant.objects.filter(pk=self.tenant_id).first()
+        tenant = _TENANT.get(self.tenant_id)
         result = PassResult()
         if tenant is None or not tenant.is_active:  # look again later: it may be reactivated
             result.next_wake = now + timedelta(seconds=settings.TRADEWIND_SCHEDULER_MAX_SLEEP)
@@ -82,8 +119,7 @@ class TenantScheduler:
     def _advance(self, tenant: Tenant, now: datetime, result: PassResult) -> None:
         """Start queued runs, evaluate running ones, queue what is ready (counted in `result`)."""
         start_queued_runs(tenant, now)
-        running = DagRun.objects.for_tenant(tenant).filter(state=DagRunState.RUNNING, dag__is_paused=False)
-        for run in running.order_by("pk"):
+        for run in _RUNNING_RUNS.all(tenant.pk):
             services.evaluate_run(run, now=now)
             if run.state in RUN_FINISHED:  # this pass finished it: its callbacks are ours to start
                 self.executor.submit_dag_callbacks(tenant.pk, tenant.slug, run.pk)
@@ -221,14 +257,10 @@ def _set_next_dagrun(dag: Dag, info: object | None) -> None:
 
 def start_queued_runs(tenant: Tenant, now: datetime) -> None:
     """Queued runs start (oldest first) while their DAG and the tenant are under max_active_runs."""
-    runs = DagRun.objects.for_tenant(tenant)
-    queued = list(
-        runs.filter(state=DagRunState.QUEUED, dag__is_paused=False)
-        .select_related("dag")
-        .order_by("run_after", "pk")
-    )
+    queued = _QUEUED_RUNS.all(tenant.pk)
     if not queued:
         return
+    runs = DagRun.objects.for_tenant(tenant)
     running_per_dag: dict[int, int] = dict(
         runs.filter(state=DagRunState.RUNNING)
         .values_list("dag_id")
@@ -272,11 +304,7 @@ def queue_ready(tenant: Tenant, executor: Executor, limit: int = 1024) -> Queued
         tenant_free = tenant.max_active_tasks - usage.active
         room = tenant_free if free is None else min(free, tenant_free)
         pool_free = _pool_free_slots(tenant, usage)
-        run_limits = dict(
-            DagRun.objects.for_tenant(tenant)
-            .filter(state=DagRunState.RUNNING)
-            .values_list("pk", "dag__max_active_tasks")
-        )
+        run_limits = dict(_RUN_LIMITS.all(tenant.pk))
         open_pools = [name for name, slots in pool_free.items() if slots > 0]
         full_runs = [pk for pk, cap in run_limits.items() if usage.per_run[pk] >= cap]
         if room <= 0 or not open_pools:
@@ -325,13 +353,7 @@ class _Usage:
 
 
 def _slot_usage(tenant: Tenant) -> _Usage:
-    rows = (
-        TaskInstance.objects.for_tenant(tenant)
-        .filter(state__in=[*ACTIVE, TIState.DEFERRED])
-        .values_list("state", "pool", "dag_run_id")
-        .annotate(n=Count("pk"), slots=Sum("pool_slots"))
-        .values_list("state", "pool", "dag_run_id", "n", "slots")
-    )
+    rows = _SLOT_USAGE.all(tenant.pk)
     usage = _Usage(active=0, per_run=defaultdict(int), pool_slots={}, deferred_pool_slots={})
     for state, pool, run_id, n, slots in rows:
         if state == TIState.DEFERRED:
@@ -350,7 +372,7 @@ def _pool_free_slots(tenant: Tenant, usage: _Usage) -> dict[str, float]:
         pool.name: pool.open_slots(
             active=usage.pool_slots.get(pool.name, 0), deferred=usage.deferred_pool_slots.get(pool.name, 0)
         )
-        for pool in Pool.objects.for_tenant(tenant)
+        for pool in _POOLS.all(tenant.pk)
     }
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from django.db import connections
 from django.db.models import Count, Model, QuerySet
-from django.db.models.query import get_related_populators
+from django.db.models.query import ModelIterable, ValuesListIterable, get_related_populators
 
 from scheduler.models import NO_MAP_INDEX, DagRun, TaskInstance
 from scheduler.states import ACTIVE, RunType
@@ -21,56 +22,98 @@ M = TypeVar("M", bound=Model)
 
 
 class PreparedRead(Generic[M]):
-    """A read of one row by one value, compiled to SQL once per thread and database, then run as is.
+    """A read by ids, compiled to SQL once per thread and database, then run as is.
 
-    Django compiles a queryset to SQL every time it is evaluated; for a read with several select_related
-    joins that costs ten times what the database spends answering it, which matters on a path every task
-    try takes. `build(value)` gives the queryset; it is compiled once with a marker value, and each `get`
-    swaps its value in for the marker (so `value` must reach the SQL as a parameter unchanged: an id or a
-    string compared for equality). Rows become model instances, with their related objects, as Django's own
-    iteration makes them."""
+    Django compiles a queryset to SQL every time it is evaluated; for the small reads that every task try and
+    every scheduling pass make, that costs several times what the database spends answering them.
+    `build(*ids)` gives the queryset; it is compiled once with marker ids, and each read swaps its ids in
+    for the markers (so each id must reach the SQL as a parameter unchanged: compared for equality, or an
+    element of a list compared with __in; a list is compiled once per length up to MAX_LIST, longer or empty
+    ones go through the ORM). Rows become model instances, with their related objects, as Django's own
+    iteration makes them; a values_list queryset gives tuples, converted as Django converts them."""
 
-    MARKER = -7_340_032_911_287_051  # an id no row has
+    MARKER = -7_340_032_911_287_051  # an id no row has; argument i's markers count down from MARKER - 1000 i
+    MAX_LIST = 16
 
-    def __init__(self, build: Callable[[Any], QuerySet[M]]) -> None:
+    def __init__(self, build: Callable[..., QuerySet[M]]) -> None:
         self._build = build
+        self._arity = len(inspect.signature(build).parameters)
         self._local = threading.local()
 
-    def get(self, value: Any, *, using: str = "default") -> M | None:
-        """The first row the queryset gives for `value`, or None."""
-        read = self._compiled(using)
+    def get(self, *ids: Any, using: str = "default") -> M | None:
+        """The first row the queryset gives for `ids`, or None."""
+        rows = self._rows(ids, using, first=True)
+        return rows[0] if rows else None
+
+    def all(self, *ids: Any, using: str = "default") -> list[Any]:
+        """Every row the queryset gives for `ids`."""
+        return self._rows(ids, using, first=False)
+
+    def _rows(self, ids: tuple[Any, ...], using: str, *, first: bool) -> list[Any]:
+        lists = [list(i) if isinstance(i, list | tuple | set | frozenset) else None for i in ids]
+        shape = tuple(None if i is None else len(i) for i in lists)
+        if any(n is not None and not 0 < n <= self.MAX_LIST for n in shape):
+            queryset = self._build(*ids).using(using)
+            return list(queryset[:1] if first else queryset)
+        read = self._compiled(using, shape)
+        values: list[Any] = []
+        for listed, one in zip(lists, ids, strict=True):
+            values += [one] if listed is None else listed
         params = list(read.params)
-        params[read.position] = value
+        for position, index in read.positions:
+            params[position] = values[index]
         with connections[using].cursor() as cursor:
             cursor.execute(read.sql, params)
-            rows = cursor.fetchmany(1)
+            rows = cursor.fetchmany(1) if first else cursor.fetchall()
         if read.converters:
             rows = list(read.compiler.apply_converters(rows, read.converters))
+        if read.model is None:
+            return [tuple(row) for row in rows]
+        objects = []
         for row in rows:
             obj = read.model.from_db(using, read.names, row[read.start : read.end])
             for populator in read.populators:
                 populator.populate(row, obj)
-            return obj
-        return None
+            objects.append(obj)
+        return objects
 
-    def _compiled(self, using: str) -> _Compiled:
-        cache = self._local.__dict__.setdefault("by_alias", {})
-        if using not in cache:
-            cache[using] = _Compiled(self._build(self.MARKER).query.get_compiler(using=using), self.MARKER)
-        return cache[using]
+    def _compiled(self, using: str, shape: tuple[int | None, ...]) -> _Compiled:
+        if len(shape) != self._arity:
+            raise TypeError(f"this prepared read takes {self._arity} ids, not {len(shape)}")
+        cache = self._local.__dict__.setdefault("compiled", {})
+        if (using, shape) not in cache:
+            arguments = [
+                self.MARKER - 1000 * i if n is None else [self.MARKER - 1000 * i - j for j in range(n)]
+                for i, n in enumerate(shape)
+            ]
+            markers = [m for a in arguments for m in (a if isinstance(a, list) else [a])]
+            queryset = self._build(*arguments)
+            cache[using, shape] = _Compiled(queryset, queryset.query.get_compiler(using=using), markers)
+        return cache[using, shape]
 
 
 class _Compiled:
-    """What PreparedRead works out once: the SQL, where its value goes, and how a row becomes objects (the
-    columns' converters, the main model's fields, the related objects' populators)."""
+    """What PreparedRead works out once: the SQL, where its ids go, and how a row becomes objects (the
+    columns' converters, the main model's fields, the related objects' populators) or a tuple."""
 
-    def __init__(self, compiler: Any, marker: Any) -> None:
+    def __init__(self, queryset: QuerySet, compiler: Any, markers: list[int]) -> None:
         self.compiler = compiler
         self.sql, params = compiler.as_sql()
-        if list(params).count(marker) != 1:
-            raise ValueError("the prepared read must use its value exactly once, as a parameter")
-        self.params, self.position = tuple(params), list(params).index(marker)
+        self.params = tuple(params)
+        index = {marker: i for i, marker in enumerate(markers)}
+        self.positions = [(i, index[p]) for i, p in enumerate(params) if isinstance(p, int) and p in index]
+        if sorted({marker for _, marker in self.positions}) != list(range(len(markers))):
+            raise ValueError("every id of a prepared read must reach its SQL as a parameter")
         self.converters = compiler.get_converters([s[0] for s in compiler.select[: compiler.col_count]])
+        self.model = None
+        if queryset._iterable_class is ValuesListIterable:
+            query = queryset.query
+            names = [*query.extra_select, *query.values_select, *query.annotation_select]
+            if list(queryset._fields) != names:
+                raise ValueError("a prepared values_list must name every column it selects, in order")
+            return
+        if queryset._iterable_class is not ModelIterable:
+            raise ValueError("a prepared read gives model instances or values_list tuples")
         info = compiler.klass_info
         self.model = info["model"]
         self.start, self.end = info["select_fields"][0], info["select_fields"][-1] + 1
@@ -123,9 +166,14 @@ def get_previous_run(run: DagRun, *, scheduled_only: bool = False) -> DagRun | N
 
 def count_active_task_instances(run_ids: Iterable[int]) -> dict[int, int]:
     """run id -> how many of its task instances hold an execution slot (queued or running)."""
-    return dict(
-        TaskInstance.objects.filter(dag_run_id__in=list(run_ids), state__in=ACTIVE)
+    return dict(_ACTIVE_PER_RUN.all(list(run_ids)))
+
+
+_ACTIVE_PER_RUN = PreparedRead(
+    lambda run_ids: (
+        TaskInstance.objects.filter(dag_run_id__in=run_ids, state__in=ACTIVE)
         .values_list("dag_run_id")
         .annotate(n=Count("pk"))
         .values_list("dag_run_id", "n")
     )
+)

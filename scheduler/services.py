@@ -51,6 +51,7 @@ from scheduler.states import (
     transition,
     transition_row,
     transition_run,
+    update_row,
 )
 from tradewind.audit.actions import AuditAction
 from tradewind.audit.services import record as audit
@@ -286,6 +287,22 @@ def schedule_run(run: DagRun, *, now: datetime | None = None) -> list[TaskInstan
     )
 
 
+# evaluate_run's reads (every scheduling pass makes them for every running run), compiled once.
+_RUN_TO_EVALUATE = queries.PreparedRead(
+    lambda run_id: (
+        DagRun.objects.select_for_update(of=("self",))
+        .select_related("dag", "dag_version")
+        .defer(WITHOUT_SERIALIZED)
+        .filter(pk=run_id)
+    )
+)
+_SNAPSHOTS = queries.PreparedRead(
+    lambda run_id: TaskInstance.objects.filter(dag_run_id=run_id).values_list(
+        "pk", "task_id", "map_index", "state", "try_number", "next_retry_at"
+    )
+)
+
+
 def evaluate_run(run: DagRun, *, now: datetime | None = None) -> bool:
     """Evaluate `run` once and write the decisions; True while the run is running afterwards.
 
@@ -297,13 +314,7 @@ def evaluate_run(run: DagRun, *, now: datetime | None = None) -> bool:
     """
     now = now or timezone.now()
     with transaction.atomic():
-        locked = (
-            DagRun.objects.select_for_update(of=("self",))
-            .select_related("dag", "dag_version")
-            .defer(WITHOUT_SERIALIZED)
-            .filter(pk=run.pk)
-            .first()
-        )
+        locked = _RUN_TO_EVALUATE.get(run.pk)
         if locked is None or locked.state in RUN_FINISHED:
             if locked is not None:
                 run.state = locked.state
@@ -311,9 +322,7 @@ def evaluate_run(run: DagRun, *, now: datetime | None = None) -> bool:
         spec = get_dag_spec(locked.dag_version)
         snapshots = [
             TISnapshot(task_id=t, map_index=mi, state=state, try_number=tn, next_retry_at=nra, pk=pk)
-            for pk, t, mi, state, tn, nra in TaskInstance.objects.filter(dag_run=locked).values_list(
-                "pk", "task_id", "map_index", "state", "try_number", "next_retry_at"
-            )
+            for pk, t, mi, state, tn, nra in _SNAPSHOTS.all(locked.pk)
         ]
         decisions = evaluation.evaluate(
             spec,
@@ -434,15 +443,27 @@ def _fields_for(state: str, now: datetime) -> dict[str, Any]:
     return {}
 
 
-def _transition_many(pks: Iterable[int | None], old: str, new: str, **fields: Any) -> int:
+def _transition_many(
+    pks: Iterable[int | None],
+    old: str,
+    new: str,
+    *,
+    computed: dict[str, tuple[str, list[Any]]] | None = None,
+    **fields: Any,
+) -> int:
     """transition() for many rows read in the same state: legal per the state machine, fenced on `old`;
-    returns how many moved (fewer when someone moved some first)."""
+    returns how many moved (fewer when someone moved some first). `computed` as in update_row; fields that
+    are ORM expressions go through the ORM's compiler."""
     if new != old and new not in ALLOWED[TIState(old)]:
         raise InvalidTransition(old, new)
     ids = [pk for pk in pks if pk is not None]
     if not ids:
         return 0
-    return TaskInstance.objects.filter(pk__in=ids, state=old).update(state=new, **fields)
+    if any(hasattr(value, "resolve_expression") for value in fields.values()):
+        if computed:
+            raise ValueError("computed fields and ORM expressions do not mix")
+        return TaskInstance.objects.filter(pk__in=ids, state=old).update(state=new, **fields)
+    return update_row(TaskInstance, {"id": ids, "state": old}, {"state": new, **fields}, computed)
 
 
 def _transition_run_to(run: DagRun, state: DagRunState, now: datetime, failure_reason: str = "") -> bool:
@@ -469,6 +490,16 @@ def _transition_run_to(run: DagRun, state: DagRunState, now: datetime, failure_r
 # --- Task instances ---------------------------------------------------------------------------------------
 
 
+_TO_QUEUE = queries.PreparedRead(
+    lambda ti_ids: (
+        TaskInstance.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(pk__in=ti_ids, state=S.SCHEDULED, dag_run__state=DagRunState.RUNNING)
+        .select_related("dag_run", "dag_run__dag")
+        .order_by("-priority_weight", "pk")
+    )
+)
+
+
 def queue_task_instances(tis: list[TaskInstance]) -> list[TaskInstance]:
     """Move scheduled task instances to queued, highest priority first, within each run's DAG
     max_active_tasks (queued + running in the run); returns those moved.
@@ -479,13 +510,9 @@ def queue_task_instances(tis: list[TaskInstance]) -> list[TaskInstance]:
     if not tis:
         return []
     now = timezone.now()
-    with transaction.atomic():
-        candidates = list(
-            TaskInstance.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(pk__in=[ti.pk for ti in tis], state=S.SCHEDULED, dag_run__state=DagRunState.RUNNING)
-            .select_related("dag_run", "dag_run__dag")
-            .order_by("-priority_weight", "pk")
-        )
+    # No savepoint: nothing here is retried after an error, which fails the caller's transaction anyway.
+    with transaction.atomic(savepoint=False):
+        candidates = _TO_QUEUE.all([ti.pk for ti in tis])
         if not candidates:
             return []
         active = queries.count_active_task_instances({ti.dag_run_id for ti in candidates})
@@ -503,8 +530,8 @@ def queue_task_instances(tis: list[TaskInstance]) -> list[TaskInstance]:
                 [ti.pk for ti in new_try],
                 S.SCHEDULED,
                 S.QUEUED,
+                computed={"try_number": ("{try_number} + 1", [])},
                 queued_at=now,
-                try_number=F("try_number") + 1,
             )
         if same_try:
             _transition_many([ti.pk for ti in same_try], S.SCHEDULED, S.QUEUED, queued_at=now)

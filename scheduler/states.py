@@ -137,11 +137,12 @@ def update_row(
     fields: dict[str, Any],
     computed: dict[str, tuple[str, list[Any]]] | None = None,
 ) -> int:
-    """UPDATE `model`'s rows whose `fence` fields equal their values (the primary key among them): the SQL
-    that queryset.filter(**fence).update(**fields) sends, built without Django's query compiler, which costs
-    more CPU than the database spends on such an UPDATE (every task try makes two). `computed` sets a field
-    to an SQL expression: (template, values), where {name} in the template stands for a field's column and
-    each %s for one of the values, prepared as the field's. Returns the number of rows changed."""
+    """UPDATE `model`'s rows whose `fence` fields equal their values, or one of them for a list (the primary
+    key among them): the SQL that queryset.filter(**fence).update(**fields) sends, built without Django's
+    query compiler, which costs more CPU than the database spends on such an UPDATE (every task try makes
+    two). `computed` sets a field to an SQL expression: (template, values), where {name} in the template
+    stands for a field's column and each %s for one of the values, prepared as the field's. Returns the
+    number of rows changed."""
     using = router.db_for_write(model)
     connection = connections[using]
     meta = model._meta
@@ -158,8 +159,14 @@ def update_row(
     wheres = []
     for name, value in fence.items():
         field = meta.pk if name in ("pk", "id") else meta.get_field(name)
-        wheres.append(f"{columns[field.name]} = %s")
-        params.append(field.get_db_prep_value(value, connection))
+        values = value if isinstance(value, list | tuple) else [value]
+        if not values:
+            return 0
+        marks = ", ".join(["%s"] * len(values))
+        wheres.append(
+            f"{columns[field.name]} IN ({marks})" if value is values else f"{columns[field.name]} = %s"
+        )
+        params += [field.get_db_prep_value(v, connection) for v in values]
     sql = f"UPDATE {connection.ops.quote_name(meta.db_table)} SET {', '.join(sets)} WHERE {' AND '.join(wheres)}"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

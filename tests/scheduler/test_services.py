@@ -664,8 +664,57 @@ def test_a_prepared_read_gives_what_the_orm_gives_without_compiling_again(tenant
     assert loaded.queued_at is not None and loaded.queued_at.tzinfo is not None  # converted as the ORM does
     assert TaskInstance.dag_run.is_cached(loaded) and loaded.dag_run.dag_version == run.dag_version
     assert read.get(ti.pk + 10_000) is None
-    with pytest.raises(ValueError, match="exactly once"):
+    with pytest.raises(ValueError, match="as a parameter"):
         PreparedRead(lambda pk: TaskInstance.objects.filter(pk=1)).get(1)
+
+
+def test_a_prepared_read_of_several_ids_gives_every_row_and_values_as_the_orm_does(tenant) -> None:
+    from django.db.models import Count, Max
+
+    from scheduler.queries import PreparedRead
+
+    run = make_run(tenant, etl_dag())
+    other = make_run(tenant, etl_dag("other"))
+    queue_one(run, "extract")
+
+    def tis(tenant_id, run_id):
+        return TaskInstance.objects.for_tenant(tenant_id).filter(dag_run_id=run_id).order_by("task_id")
+
+    rows = PreparedRead(tis)
+    assert [ti.task_id for ti in rows.all(tenant.pk, run.pk)] == ["extract", "load", "transform"]
+    assert [ti.pk for ti in rows.all(tenant.pk, other.pk)] == list(
+        tis(tenant.pk, other.pk).values_list("pk", flat=True)
+    )
+    assert rows.all(tenant.pk + 1, run.pk) == []  # the ids really are swapped in, each in its place
+    assert rows.get(tenant.pk, run.pk).dag_run_id == run.pk
+    by_ids = PreparedRead(lambda ids: TaskInstance.objects.filter(pk__in=ids).order_by("pk"))
+    pks = sorted(ti.pk for ti in [*tis(tenant.pk, run.pk), *tis(tenant.pk, other.pk)])
+    # Compiled once per length; an empty list and one longer than MAX_LIST go through the ORM.
+    for ids in (pks[:1], pks[1:2], pks[:2], pks[::-1], [], pks * 3):
+        assert [ti.pk for ti in by_ids.all(ids)] == sorted(set(ids))
+
+    def counts(tenant_id):
+        return (
+            TaskInstance.objects.for_tenant(tenant_id)
+            .values_list("dag_run_id", "state")
+            .annotate(n=Count("pk"), queued=Max("queued_at"))
+            .values_list("dag_run_id", "state", "n", "queued")
+            .order_by("dag_run_id", "state")
+        )
+
+    values = PreparedRead(counts).all(tenant.pk)
+    assert values == list(counts(tenant.pk)) and len(values) == 3
+    queued_at = next(row[3] for row in values if row[1] == TIState.QUEUED)
+    assert queued_at is not None and queued_at.tzinfo is not None  # converted as the ORM does
+    with pytest.raises(ValueError, match="in order"):
+        PreparedRead(
+            lambda tenant_id: (
+                TaskInstance.objects.for_tenant(tenant_id)
+                .values_list("state")
+                .annotate(n=Count("pk"))
+                .values_list("n", "state")
+            )
+        ).all(tenant.pk)
 
 
 def test_postgresql_prepares_the_statements_every_try_repeats(tenant) -> None:
