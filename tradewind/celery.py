@@ -32,16 +32,16 @@ app.conf.update(
 )
 # Celery's Django fixup closes the database connection before and after every task unless this is set, so
 # that each task would open a new connection; we keep connections (CONN_MAX_AGE) and, before each task, drop
-# only broken or obsolete ones, as Django does at each request.
+# only broken or obsolete ones (workers.executors.check_connections).
 app.conf.update(CELERY_DB_REUSE_MAX=sys.maxsize)
 app.autodiscover_tasks(["workers"])
 
 
 @task_prerun.connect
 def _drop_unusable_connections(**_: object) -> None:
-    from django.db import close_old_connections
+    from workers.executors import check_connections
 
-    close_old_connections()
+    check_connections()
 
 
 RUN_TASK_INSTANCE = "workers.run_task_instance"

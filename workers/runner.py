@@ -50,7 +50,7 @@ def run_task_instance(
     connections from another tenant."""
     from scheduler import services
 
-    ti = services.start_task_instance(
+    ti = _start(
         tenant_id=tenant_id,
         ti_id=ti_id,
         try_number=try_number,
@@ -74,6 +74,22 @@ def run_task_instance(
 
         outcome = failed_outcome(f"the task runner failed: {type(error).__name__}")
     return services.finish_task_instance(ti, outcome)
+
+
+def _start(**start: Any) -> TaskInstance | None:
+    """services.start_task_instance, once more on a new connection if the thread's connection was broken: a
+    thread running tries back to back checks it only once a second (executors.check_connections), so a
+    database restarted meanwhile is found here. The start is fenced: a second attempt never starts it twice."""
+    from django.db import InterfaceError, OperationalError, connection
+
+    from scheduler import services
+
+    try:
+        return services.start_task_instance(**start)
+    except (InterfaceError, OperationalError):
+        log.warning("the database connection was broken; starting the try on a new one", exc_info=True)
+        connection.close()
+        return services.start_task_instance(**start)
 
 
 def run_trigger_inline(ti: TaskInstance, *, secrets_tenant_id: int | None = None) -> None:

@@ -114,6 +114,24 @@ def test_a_duplicate_or_late_delivery_does_nothing(tenant, upload):
     assert runner.run_task_instance(tenant_id=tenant.pk + 1000, ti_id=ti.pk, try_number=ti.try_number) is None
 
 
+def test_a_try_starts_on_a_new_connection_when_the_database_dropped_the_threads_one(tenant, upload):
+    if connection.vendor != "postgresql":
+        pytest.skip("a server that drops connections is PostgreSQL (CI runs the suite on PostgreSQL)")
+    upload(tenant, {"job.py": dag_file('PythonOperator(task_id="once", python_callable=lambda: 1)')})
+    run = start_run(tenant, "job")
+    ti = queue(run, "once")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    other = connection.get_new_connection(connection.get_connection_params())
+    try:  # what a database restart does to the thread's connection, which it used a moment ago
+        other.execute("SELECT pg_terminate_backend(%s)", [backend])
+    finally:
+        other.close()
+    finished = runner.run_task_instance(tenant_id=tenant.pk, ti_id=ti.pk, try_number=ti.try_number)
+    assert finished is not None and finished.state == TIState.SUCCESS
+
+
 def test_a_child_that_dies_fails_the_try_with_a_clear_error(tenant, upload):
     upload(
         tenant, {"job.py": dag_file('PythonOperator(task_id="dies", python_callable=lambda: os._exit(9))')}
