@@ -3,6 +3,11 @@ real `schedule_tenants` loop; what is asserted comes from the database's timesta
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 
 from scheduler import services
@@ -253,8 +258,6 @@ def test_a_restarted_scheduler_resumes_exactly(tenant, upload):
 
 
 def run_states_after_a_while(run: DagRun) -> dict[str, str]:
-    import time
-
     time.sleep(0.3)
     return {key: ti.state for key, ti in tis_of(run).items()}
 
@@ -310,15 +313,15 @@ def test_a_run_at_its_limit_does_not_hide_another_runs_ready_tasks(tenant, uploa
     assert {task.ti_id for task in executor.sent} == set(queued.values_list("pk", flat=True))
 
 
-def _passes_under_a_stream_of_wake_ups(monkeypatch, tenant_id: int, *, queues_work: bool) -> int:
-    """How many passes the loop runs in 1.5 s while the tenant is woken every millisecond, each pass taking
-    20 ms and queueing work or not."""
-    import threading
-    import time
-
+@contextmanager
+def _loop_with_slow_passes(
+    monkeypatch, tenant_id: int, *, pass_s: float, queues_work: bool
+) -> Iterator[list]:
+    """The real scheduling loop for the tenant in a thread, each pass taking `pass_s` and queueing work or
+    not; yields the monotonic start times of its passes."""
     from scheduler import loop, supervisor, wakeup
 
-    passes = []
+    passes: list[float] = []
 
     class SlowScheduler:
         def __init__(self, tenant_id: int, executor: object) -> None:
@@ -326,7 +329,7 @@ def _passes_under_a_stream_of_wake_ups(monkeypatch, tenant_id: int, *, queues_wo
 
         def run_pass(self) -> loop.PassResult:
             passes.append(time.monotonic())
-            time.sleep(0.02)
+            time.sleep(pass_s)
             return loop.PassResult(tasks_queued=1 if queues_work else 0)
 
     monkeypatch.setattr(loop, "TenantScheduler", SlowScheduler)
@@ -336,14 +339,29 @@ def _passes_under_a_stream_of_wake_ups(monkeypatch, tenant_id: int, *, queues_wo
     )
     thread.start()
     try:
-        ends = time.monotonic() + 1.5
-        while time.monotonic() < ends:
-            wakeup.notify_local(tenant_id)
-            time.sleep(0.001)
+        yield passes
     finally:
         stop.set()
         wakeup.interrupt()
         thread.join(10)
+
+
+def _stream_of_wake_ups(tenant_id: int, seconds: float) -> float:
+    """Wake the tenant every millisecond for `seconds`; returns when the last wake-up was sent."""
+    from scheduler import wakeup
+
+    ends = time.monotonic() + seconds
+    while time.monotonic() < ends:
+        wakeup.notify_local(tenant_id)
+        time.sleep(0.001)
+    return time.monotonic()
+
+
+def _passes_under_a_stream_of_wake_ups(monkeypatch, tenant_id: int, *, queues_work: bool) -> int:
+    """How many passes the loop runs in 1.5 s while the tenant is woken every millisecond, each pass taking
+    20 ms and queueing work or not."""
+    with _loop_with_slow_passes(monkeypatch, tenant_id, pass_s=0.02, queues_work=queues_work) as passes:
+        _stream_of_wake_ups(tenant_id, 1.5)
     return len(passes)
 
 
@@ -353,6 +371,23 @@ def test_under_a_stream_of_events_passes_that_queue_nothing_rest_longer(tenant, 
     # Resting once as long as a pass: about 1.5 s / 40 ms; three times as long: about 1.5 s / 80 ms.
     assert 20 <= busy <= 45, busy
     assert idle < 0.75 * busy, (idle, busy)
+
+
+def test_a_pass_deferred_for_its_rest_runs_once_the_stream_of_events_pauses(tenant, monkeypatch):
+    from scheduler import wakeup
+
+    # Passes of 50 ms that queue nothing: each rests 3 x 50 ms.
+    with _loop_with_slow_passes(monkeypatch, tenant.pk, pass_s=0.05, queues_work=False) as passes:
+        _stream_of_wake_ups(tenant.pk, 0.3)
+        seen = len(passes)
+        while len(passes) == seen:
+            wakeup.notify_local(tenant.pk)
+            time.sleep(0.001)
+        last_event = _stream_of_wake_ups(tenant.pk, 0.06)  # through that pass, 10 ms into its rest, then none
+        time.sleep(0.3)
+    served = [started for started in passes if started > last_event]
+    # Resting on would start it about 140 ms after the last event; the pause ends the rest after 20 ms.
+    assert served and served[0] - last_event < 0.08, [round(p - last_event, 3) for p in passes[-3:]]
 
 
 def test_the_local_executor_keeps_a_threads_database_connection_between_tasks(monkeypatch):
@@ -383,3 +418,45 @@ def test_the_local_executor_keeps_a_threads_database_connection_between_tasks(mo
     if connection.vendor == "postgresql":  # (SQLite's CONN_MAX_AGE is 0: a new connection per task)
         assert len(set(backends)) == 1  # one connection, so PostgreSQL keeps its prepared statements
         assert open_backends() == before  # and closed with the executor
+
+
+def test_a_thread_running_tries_back_to_back_checks_its_connection_once_a_second(monkeypatch):
+    from django.db import connections
+    from django.db.utils import ProgrammingError
+
+    from workers import executors
+
+    connection = connections["default"]
+
+    def query() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+
+    real_is_usable = type(connection).is_usable
+    health_checks = []
+    monkeypatch.setattr(
+        type(connection), "is_usable", lambda self: health_checks.append(1) or real_is_usable(self)
+    )
+    monkeypatch.setattr(executors, "_connections_checked", threading.local())
+    query()
+    if connection.vendor == "sqlite":  # CONN_MAX_AGE 0: the connection is still replaced before every try
+        opened = id(connection.connection)
+        executors.check_connections()
+        query()
+        assert id(connection.connection) != opened
+        return
+    executors.check_connections()  # the first try of the thread: Django's health check, on first use
+    query()
+    assert len(health_checks) == 1
+    for _ in range(3):  # the next tries within the second: none
+        executors.check_connections()
+        query()
+    assert len(health_checks) == 1
+    with pytest.raises(ProgrammingError), connection.cursor() as cursor:
+        cursor.execute("SELECT no_such_column")
+    executors.check_connections()  # a connection that failed is checked at once
+    assert len(health_checks) == 2
+    monkeypatch.setattr(executors, "CONNECTION_CHECK_S", 0.0)
+    executors.check_connections()  # and so is one used longer than CONNECTION_CHECK_S ago
+    query()
+    assert len(health_checks) == 3
