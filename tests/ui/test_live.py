@@ -19,6 +19,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django.test import Client
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -103,10 +104,21 @@ def log_in(browser, base: str, user) -> None:
     browser.add_cookie({"name": cookie.key, "value": cookie.value, "path": "/"})
 
 
+def wait_until(browser, condition) -> None:
+    """Waits for `condition`, finding its elements again when a live refresh replaced them meanwhile."""
+    WebDriverWait(browser, 15, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
+
+
 def wait_live(browser) -> None:
-    WebDriverWait(browser, 15).until(
-        lambda b: b.find_element(By.TAG_NAME, "body").get_attribute("data-live-mode") == "live"
-    )
+    """Until the socket is open and the refresh that catches up after it opened has replaced the live
+    regions: elements found before then may go stale."""
+
+    def caught_up(b) -> bool:
+        body = b.find_element(By.TAG_NAME, "body")
+        refreshed = body.get_attribute("data-live-refreshed")
+        return body.get_attribute("data-live-mode") == "live" and refreshed is not None
+
+    wait_until(browser, caught_up)
 
 
 def mark(run, task_id: str, state: str) -> None:
@@ -126,7 +138,7 @@ def test_run_and_grid_pages_follow_task_states_over_the_websocket(
     badge = f'[data-ti="{run.run_id}|start|-1"] .state'
     assert live_browser.find_element(By.CSS_SELECTOR, badge).text == "none"
     mark(run, "start", "success")
-    WebDriverWait(live_browser, 15).until(lambda b: b.find_element(By.CSS_SELECTOR, badge).text == "success")
+    wait_until(live_browser, lambda b: b.find_element(By.CSS_SELECTOR, badge).text == "success")
     assert live_browser.find_element(By.TAG_NAME, "body").get_attribute("data-live-mode") == "live"
 
     live_browser.get(f"{asgi_server}/t/{tenant.slug}/dags/etl/")
@@ -134,6 +146,6 @@ def test_run_and_grid_pages_follow_task_states_over_the_websocket(
     cell = f'[data-testid="grid"] [data-ti="{run.run_id}|end|-1"]'
     assert "state-none" in live_browser.find_element(By.CSS_SELECTOR, cell).get_attribute("class")
     mark(run, "end", "failed")
-    WebDriverWait(live_browser, 15).until(
-        lambda b: "state-failed" in b.find_element(By.CSS_SELECTOR, cell).get_attribute("class")
+    wait_until(
+        live_browser, lambda b: "state-failed" in b.find_element(By.CSS_SELECTOR, cell).get_attribute("class")
     )
