@@ -523,21 +523,21 @@ def queue_task_instances(tis: list[TaskInstance]) -> list[TaskInstance]:
             active[ti.dag_run_id] = active.get(ti.dag_run_id, 0) + 1
             chosen.append(ti)
         ended = _ended_tries([ti for ti in chosen if ti.try_number > 0])
-        new_try = [ti for ti in chosen if ti.try_number == 0 or (ti.pk, ti.try_number) in ended]
-        same_try = [ti for ti in chosen if ti not in new_try]
+        new_try = {ti.pk for ti in chosen if ti.try_number == 0 or (ti.pk, ti.try_number) in ended}
+        same_try = [ti.pk for ti in chosen if ti.pk not in new_try]
         if new_try:
             _transition_many(
-                [ti.pk for ti in new_try],
+                new_try,
                 S.SCHEDULED,
                 S.QUEUED,
                 computed={"try_number": ("{try_number} + 1", [])},
                 queued_at=now,
             )
         if same_try:
-            _transition_many([ti.pk for ti in same_try], S.SCHEDULED, S.QUEUED, queued_at=now)
+            _transition_many(same_try, S.SCHEDULED, S.QUEUED, queued_at=now)
         for ti in chosen:
             ti.state, ti.queued_at = S.QUEUED, now
-            if ti in new_try:
+            if ti.pk in new_try:
                 ti.try_number += 1
         events.publish_on_commit(
             ti_event(ti.dag_run, ti.task_id, ti.map_index, ti.state, ti.try_number) for ti in chosen

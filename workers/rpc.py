@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, router, transaction
+from django.utils import timezone
 
 from scheduler.models import Dag, DagRun, TaskInstance, XCom
 from scheduler.services import serialized_of
@@ -161,25 +162,8 @@ class TaskRpcHandler:
                 f"XCom {key!r} of task {label} is {size} bytes, above the limit of {limit} bytes "
                 "(TRADEWIND_XCOM_MAX_BYTES); store large data elsewhere and push a reference to it"
             )
-        if not self._still_running():
+        if not _store_xcom_while_running(self.ti, key, value, size):
             raise RuntimeError(f"task {label} is no longer running try {self.ti.try_number}")
-        # One statement, an upsert on XCom's unique key: a second push of a key replaces its value.
-        XCom.objects.bulk_create(
-            [
-                XCom(
-                    tenant_id=self.tenant_id,
-                    dag_run_id=self.ti.dag_run_id,
-                    task_id=self.ti.task_id,
-                    map_index=self.ti.map_index,
-                    key=key,
-                    value=value,
-                    size_bytes=size,
-                )
-            ],
-            update_conflicts=True,
-            unique_fields=["dag_run", "task_id", "map_index", "key"],
-            update_fields=["value", "size_bytes", "timestamp"],
-        )
 
     def xcom_pull(
         self, *, dag_id: str, run_id: str, task_ids: list[str], key: str, map_indexes: list[int] | None
@@ -301,14 +285,45 @@ class TaskRpcHandler:
                 return found
         return runs.filter(logical_date=moment).first()
 
-    def _still_running(self) -> bool:
-        return TaskInstance.objects.filter(
-            pk=self.ti.pk, try_number=self.ti.try_number, state=TIState.RUNNING
-        ).exists()
-
     def _task_label(self) -> str:
         suffix = f"[{self.ti.map_index}]" if self.ti.map_index >= 0 else ""
         return f"{self.ti.dag_run.dag.dag_id}.{self.ti.task_id}{suffix}"
+
+
+def _store_xcom_while_running(ti: TaskInstance, key: str, value: Any, size: int) -> bool:
+    """Upsert one XCom of `ti` (a second push of a key replaces its value) if `ti` still runs its try; False
+    when it does not. One statement: a fence read then an insert in a transaction (bulk_create's) were four
+    round trips, and every task that returns a value pushes it."""
+    connection = connections[router.db_for_write(XCom)]
+    quote = connection.ops.quote_name
+
+    def column(model: type, name: str) -> str:
+        return quote(model._meta.get_field(name).column)
+
+    row = {
+        "tenant": ti.tenant_id,
+        "dag_run": ti.dag_run_id,
+        "task_id": ti.task_id,
+        "map_index": ti.map_index,
+        "key": key,
+        "value": value,
+        "size_bytes": size,
+        "timestamp": timezone.now(),
+    }
+    unique = ", ".join(column(XCom, name) for name in ("dag_run", "task_id", "map_index", "key"))
+    replaced = ", ".join(
+        f"{c} = EXCLUDED.{c}" for c in (column(XCom, n) for n in ("value", "size_bytes", "timestamp"))
+    )
+    sql = (
+        f"INSERT INTO {quote(XCom._meta.db_table)} ({', '.join(column(XCom, name) for name in row)}) "
+        f"SELECT {', '.join(['%s'] * len(row))} WHERE EXISTS (SELECT 1 FROM {quote(TaskInstance._meta.db_table)} "
+        f"WHERE {column(TaskInstance, 'id')} = %s AND {column(TaskInstance, 'try_number')} = %s "
+        f"AND {column(TaskInstance, 'state')} = %s) ON CONFLICT ({unique}) DO UPDATE SET {replaced}"
+    )
+    params = [XCom._meta.get_field(name).get_db_prep_save(v, connection) for name, v in row.items()]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, ti.pk, ti.try_number, TIState.RUNNING.value])
+        return cursor.rowcount > 0
 
 
 def _run_summary(run: DagRun, *, already_exists: bool) -> dict:
