@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
@@ -69,6 +70,8 @@ S = TIState
 _CACHE_SIZE = 32
 _serialized_cache: OrderedDict[tuple[int, str], dict] = OrderedDict()
 _spec_cache: OrderedDict[tuple[int, str], DagSpec] = OrderedDict()
+_cache_lock = threading.Lock()
+_cache_loading: dict[tuple[int, tuple[int, str]], threading.Lock] = {}  # (cache, key) -> its loader's lock
 # Hot paths load DAG versions without their (large) serialization; serialized_of() reads it once per process.
 WITHOUT_SERIALIZED = "dag_version__serialized"
 
@@ -77,14 +80,29 @@ WITHOUT_SERIALIZED = "dag_version__serialized"
 
 
 def _cached(cache: OrderedDict, key: tuple[int, str], make: Callable[[], Any]) -> Any:
-    value = cache.get(key)
-    if value is None:
-        value = cache[key] = make()
-        if len(cache) > _CACHE_SIZE:
-            cache.popitem(last=False)
-    else:
-        cache.move_to_end(key)
-    return value
+    """cache[key], made once per process: threads that miss the same key at once (a fresh worker's first
+    tasks, all of one DAG) wait for the first one's make() instead of each reading and decoding the version."""
+    with _cache_lock:
+        value = cache.get(key)
+        if value is not None:
+            cache.move_to_end(key)
+            return value
+        loading = _cache_loading.setdefault((id(cache), key), threading.Lock())
+    with loading:
+        with _cache_lock:
+            value = cache.get(key)
+        if value is not None:
+            return value
+        try:
+            value = make()
+            with _cache_lock:
+                cache[key] = value
+                if len(cache) > _CACHE_SIZE:
+                    cache.popitem(last=False)
+        finally:
+            with _cache_lock:
+                _cache_loading.pop((id(cache), key), None)
+        return value
 
 
 def serialized_of(version: DagVersion) -> dict:

@@ -43,6 +43,45 @@ def queue_one(run: DagRun, task_id: str, now: dt.datetime | None = None) -> Task
     return queued[0]
 
 
+# --- DAG versions -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_threads_that_miss_a_dag_version_together_read_and_decode_it_once(tenant, monkeypatch) -> None:
+    import threading
+
+    from django.db import connection
+
+    version = make_dag_version(tenant, etl_dag())
+    decoded = []
+    from_serialized = services.DagSpec.from_serialized
+
+    def slow_from_serialized(serialized):  # a large DAG: the others miss the cache meanwhile
+        decoded.append(serialized["dag_id"])
+        threading.Event().wait(0.05)
+        return from_serialized(serialized)
+
+    monkeypatch.setattr(services.DagSpec, "from_serialized", staticmethod(slow_from_serialized))
+    together = threading.Barrier(6)
+    specs = []
+
+    def first_task() -> None:
+        try:
+            together.wait()
+            specs.append(services.get_dag_spec(version))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=first_task) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert decoded == ["etl"]
+    assert len(specs) == 6 and all(spec is specs[0] for spec in specs)
+    assert set(specs[0].tasks) == {"extract", "transform", "load"}
+
+
 # --- creating runs ----------------------------------------------------------------------------------------
 
 
