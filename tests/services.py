@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -47,10 +48,24 @@ def pytest_load_initial_conftests(
     if database_url:
         os.environ["DATABASE_URL"] = database_url
     if redis_url:
+        redis_url = _per_worker(redis_url)
         os.environ["REDIS_URL"] = redis_url
         os.environ["TEST_REDIS_URL"] = redis_url
     # The suite never touches the developer's ./data.
     os.environ["TRADEWIND_DATA_DIR"] = tempfile.mkdtemp(prefix="tradewind-test-")
+
+
+def _per_worker(redis_url: str) -> str:
+    """Each pytest-xdist worker (gw0, gw1, ...) gets its own Redis database, counting down from the given one:
+    fixtures empty theirs (the Celery broker among it), which must not drop another worker's messages."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return redis_url
+    parts = urlsplit(redis_url)
+    database = int(parts.path.strip("/") or 0) - int(worker[2:])
+    if database < 0:
+        raise pytest.UsageError(f"too many xdist workers for Redis databases counting down from {redis_url}")
+    return urlunsplit(parts._replace(path=f"/{database}"))
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
