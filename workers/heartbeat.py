@@ -63,8 +63,9 @@ class _Beater:
 
     def add(self, beat: Heartbeat) -> None:
         with self._changed:
+            if not self._tries:  # the interval may have changed while the thread slept without tries
+                self._changed.notify()
             self._tries.add(beat)
-            self._changed.notify()  # the interval may have changed since the thread last slept
 
     def remove(self, beat: Heartbeat) -> None:
         with self._changed:
@@ -79,7 +80,8 @@ class _Beater:
     def _run(self) -> None:
         next_beat = time.monotonic() + settings.TRADEWIND_HEARTBEAT_SECONDS
         while True:  # never ends: without it every try of this process would be failed as a zombie
-            # Woken early when a try is added (the interval may have changed) or the last one removed.
+            # Woken early when the first try is added (the interval may have changed) or the last one removed:
+            # not for every try, which would wake this thread twice per task of a busy worker.
             with self._changed:
                 self._changed.wait(max(0.0, next_beat - time.monotonic()))
                 tries = list(self._tries)
