@@ -145,10 +145,12 @@ class CeleryExecutor:
     the task instance stays queued and is sent again after TRADEWIND_QUEUED_TIMEOUT."""
 
     def __init__(self) -> None:
-        # Celery's import and the broker connection cost the first pass that queues anything a quarter of a
-        # second; a scheduler pays them when it starts instead.
+        # Celery's import, the broker connection, the (disabled) result backend and Celery's message sender
+        # cost the first pass that queues anything a quarter of a second; a scheduler pays them when it
+        # starts instead.
         from tradewind.celery import app
 
+        _ = (app.backend, app.amqp.send_task_message)
         try:
             with app.producer_or_acquire() as producer:
                 producer.connection.ensure_connection(max_retries=1, timeout=2)
