@@ -43,6 +43,7 @@ class PassResult:
     tasks_queued: int = 0
     next_wake: datetime | None = None
     executor_full: bool = False  # ready task instances may have been left for want of executor slots
+    backlog: bool = False  # what it queued joined a backlog that keeps the workers busy (see Queued)
 
 
 # The reads every pass makes before it queues anything, compiled once (see PreparedRead).
@@ -126,6 +127,7 @@ class TenantScheduler:
         queued = queue_ready(tenant, self.executor)
         result.tasks_queued += len(queued.tasks)
         result.executor_full = queued.executor_full
+        result.backlog = queued.backlog
 
 
 SCHEDULE_KEYS = ("schedule", "effective_start_date", "start_date", "end_date", "catchup")
@@ -280,10 +282,16 @@ def start_queued_runs(tenant: Tenant, now: datetime) -> None:
 
 @dataclass
 class Queued:
-    """What queue_ready sent, and whether the executor's free slots ran out (more may be ready)."""
+    """What queue_ready sent, whether the executor's free slots ran out (more may be ready), and whether the
+    tenant's queued task instances are a backlog: at least BACKLOG_MIN of them, and twice as many as are
+    running, wait for a worker, so queueing more a little later keeps every worker just as busy."""
 
     tasks: list[QueuedTask]
     executor_full: bool = False
+    backlog: bool = False
+
+
+BACKLOG_MIN = 32
 
 
 def queue_ready(tenant: Tenant, executor: Executor, limit: int = 1024) -> Queued:
@@ -334,7 +342,10 @@ def queue_ready(tenant: Tenant, executor: Executor, limit: int = 1024) -> Queued
         messages = [QueuedTask.of(tenant, ti) for ti in queued]
         if messages:
             transaction.on_commit(lambda: executor.submit(messages))
-    return Queued(messages, executor_full)
+    waiting = usage.queued + len(messages)
+    return Queued(
+        messages, executor_full, backlog=waiting >= max(BACKLOG_MIN, 2 * (usage.active - usage.queued))
+    )
 
 
 # How many candidates queue_ready reads beyond the room it has: some may still not fit (a pool with fewer
@@ -347,6 +358,7 @@ class _Usage:
     """Slots in use in a tenant: task instances holding one (queued, running), per run and per pool."""
 
     active: int
+    queued: int  # of the active ones, those no worker has started yet
     per_run: defaultdict[int, int]
     pool_slots: dict[str, int]  # queued and running
     deferred_pool_slots: dict[str, int]  # deferred (counted by pools with include_deferred)
@@ -354,12 +366,13 @@ class _Usage:
 
 def _slot_usage(tenant: Tenant) -> _Usage:
     rows = _SLOT_USAGE.all(tenant.pk)
-    usage = _Usage(active=0, per_run=defaultdict(int), pool_slots={}, deferred_pool_slots={})
+    usage = _Usage(active=0, queued=0, per_run=defaultdict(int), pool_slots={}, deferred_pool_slots={})
     for state, pool, run_id, n, slots in rows:
         if state == TIState.DEFERRED:
             usage.deferred_pool_slots[pool] = usage.deferred_pool_slots.get(pool, 0) + slots
             continue
         usage.active += n
+        usage.queued += n if state == TIState.QUEUED else 0
         usage.per_run[run_id] += n
         usage.pool_slots[pool] = usage.pool_slots.get(pool, 0) + slots
     return usage

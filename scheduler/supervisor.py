@@ -46,9 +46,10 @@ MAX_BACKOFF_S = 60.0
 # half its time on one tenant instead of re-reading a big run for every event. An event that finds the loop
 # idle (a chain's next task) is served at once.
 PASS_REST_RATIO = 1.0
-# ... and this many times after a pass that queued nothing: the events were finishes that made nothing ready
-# (the middle of a wide fan-out), so the next pass can wait longer. A pass over a 500-task run costs about
-# 18 ms; resting once as long made the scheduler's CPU per fanout_500 task half as much again.
+# ... and this many times after a pass that queued nothing, or queued onto a backlog (loop.Queued): the events
+# were finishes that made nothing ready (the middle of a wide fan-out), or the workers have plenty queued
+# until the next pass, so it can wait longer. A pass over a 500-task run costs about 18 ms; resting once as
+# long made the scheduler's CPU per fanout_500 task half as much again.
 IDLE_PASS_REST_RATIO = 3.0
 # A pass deferred for its rest waits only while events keep coming: once none has come for this long the
 # stream has paused (the tasks left are running), and resting on would only delay what the last ones made
@@ -159,7 +160,9 @@ def schedule_tenants(tenant_ids: list[int], owner: str | None, stop: threading.E
 
 def _rest_ratio(result: PassResult | None) -> float:
     """How long the tenant's next pass waits under a stream of events, in multiples of this pass's time."""
-    return PASS_REST_RATIO if result is not None and result.tasks_queued else IDLE_PASS_REST_RATIO
+    if result is None or not result.tasks_queued or result.backlog:
+        return IDLE_PASS_REST_RATIO
+    return PASS_REST_RATIO
 
 
 def _run_pass(

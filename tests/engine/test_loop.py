@@ -313,12 +313,46 @@ def test_a_run_at_its_limit_does_not_hide_another_runs_ready_tasks(tenant, uploa
     assert {task.ti_id for task in executor.sent} == set(queued.values_list("pk", flat=True))
 
 
+def test_queueing_tells_whether_the_queued_task_instances_are_a_backlog(tenant, upload):
+    """Queued task instances are a backlog when at least BACKLOG_MIN wait for a worker, twice as many as run."""
+    upload(
+        tenant,
+        {
+            "wide.py": dag_file(
+                """
+                with DAG("wide", schedule=None, start_date=START, max_active_tasks=100):
+                    for i in range(40):
+                        PythonOperator(task_id=f"w{i}", python_callable=lambda: None)
+
+                with DAG("narrow", schedule=None, start_date=START):
+                    for i in range(3):
+                        PythonOperator(task_id=f"n{i}", python_callable=lambda: None)
+                """
+            )
+        },
+    )
+    services.ensure_default_pool(tenant)
+    Tenant.objects.filter(pk=tenant.pk).update(max_active_tasks=100)
+    tenant.refresh_from_db()
+    narrow = trigger(tenant, "narrow")
+    assert services.evaluate_run(narrow)
+    assert queue_ready(tenant, _Collecting()).backlog is False  # 3 waiting
+    wide = trigger(tenant, "wide")
+    assert services.evaluate_run(wide)
+    queued = queue_ready(tenant, _Collecting())
+    assert len(queued.tasks) == 40 and queued.backlog is True  # 43 waiting, none running
+    TaskInstance.objects.filter(dag_run=wide, task_id__in=[f"w{i}" for i in range(20)]).update(
+        state=TIState.RUNNING
+    )
+    assert queue_ready(tenant, _Collecting()).backlog is False  # nothing new: 23 waiting, 20 running
+
+
 @contextmanager
 def _loop_with_slow_passes(
-    monkeypatch, tenant_id: int, *, pass_s: float, queues_work: bool
+    monkeypatch, tenant_id: int, *, pass_s: float, queues_work: bool, backlog: bool = False
 ) -> Iterator[list]:
     """The real scheduling loop for the tenant in a thread, each pass taking `pass_s` and queueing work or
-    not; yields the monotonic start times of its passes."""
+    not (onto a backlog or not); yields the monotonic start times of its passes."""
     from scheduler import loop, supervisor, wakeup
 
     passes: list[float] = []
@@ -330,7 +364,7 @@ def _loop_with_slow_passes(
         def run_pass(self) -> loop.PassResult:
             passes.append(time.monotonic())
             time.sleep(pass_s)
-            return loop.PassResult(tasks_queued=1 if queues_work else 0)
+            return loop.PassResult(tasks_queued=1 if queues_work else 0, backlog=backlog)
 
     monkeypatch.setattr(loop, "TenantScheduler", SlowScheduler)
     stop = threading.Event()
@@ -357,20 +391,28 @@ def _stream_of_wake_ups(tenant_id: int, seconds: float) -> float:
     return time.monotonic()
 
 
-def _passes_under_a_stream_of_wake_ups(monkeypatch, tenant_id: int, *, queues_work: bool) -> int:
+def _passes_under_a_stream_of_wake_ups(
+    monkeypatch, tenant_id: int, *, queues_work: bool, backlog: bool = False
+) -> int:
     """How many passes the loop runs in 1.5 s while the tenant is woken every millisecond, each pass taking
-    20 ms and queueing work or not."""
-    with _loop_with_slow_passes(monkeypatch, tenant_id, pass_s=0.02, queues_work=queues_work) as passes:
+    20 ms and queueing work or not (onto a backlog or not)."""
+    with _loop_with_slow_passes(
+        monkeypatch, tenant_id, pass_s=0.02, queues_work=queues_work, backlog=backlog
+    ) as passes:
         _stream_of_wake_ups(tenant_id, 1.5)
     return len(passes)
 
 
-def test_under_a_stream_of_events_passes_that_queue_nothing_rest_longer(tenant, monkeypatch):
+def test_under_a_stream_of_events_passes_that_queue_nothing_or_onto_a_backlog_rest_longer(
+    tenant, monkeypatch
+):
     busy = _passes_under_a_stream_of_wake_ups(monkeypatch, tenant.pk, queues_work=True)
     idle = _passes_under_a_stream_of_wake_ups(monkeypatch, tenant.pk, queues_work=False)
+    onto_backlog = _passes_under_a_stream_of_wake_ups(monkeypatch, tenant.pk, queues_work=True, backlog=True)
     # Resting once as long as a pass: about 1.5 s / 40 ms; three times as long: about 1.5 s / 80 ms.
     assert 20 <= busy <= 45, busy
     assert idle < 0.75 * busy, (idle, busy)
+    assert onto_backlog < 0.75 * busy, (onto_backlog, busy)
 
 
 def test_a_pass_deferred_for_its_rest_runs_once_the_stream_of_events_pauses(tenant, monkeypatch):
