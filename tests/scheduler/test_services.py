@@ -5,8 +5,11 @@ timeouts, removed tasks, fencing, limits, events, audit, and query-count bounds.
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from scheduler import events, services
@@ -48,17 +51,13 @@ def queue_one(run: DagRun, task_id: str, now: dt.datetime | None = None) -> Task
 
 @pytest.mark.django_db(transaction=True)
 def test_threads_that_miss_a_dag_version_together_read_and_decode_it_once(tenant, monkeypatch) -> None:
-    import threading
-
-    from django.db import connection
-
     version = make_dag_version(tenant, etl_dag())
     decoded = []
     from_serialized = services.DagSpec.from_serialized
 
     def slow_from_serialized(serialized):  # a large DAG: the others miss the cache meanwhile
         decoded.append(serialized["dag_id"])
-        threading.Event().wait(0.05)
+        time.sleep(0.05)
         return from_serialized(serialized)
 
     monkeypatch.setattr(services.DagSpec, "from_serialized", staticmethod(slow_from_serialized))
@@ -651,8 +650,6 @@ def test_starting_and_finishing_a_try_takes_three_queries(tenant, django_assert_
 def test_concurrent_evaluations_of_one_run_expand_it_once(tenant) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from django.db import connection
-
     if connection.vendor != "postgresql":
         pytest.skip("concurrent schedulers need PostgreSQL's row locks; embedded SQLite has one writer")
     with DAG("wide_map", schedule=None, start_date=START) as dag:
@@ -757,8 +754,6 @@ def test_a_prepared_read_of_several_ids_gives_every_row_and_values_as_the_orm_do
 
 
 def test_postgresql_prepares_the_statements_every_try_repeats(tenant) -> None:
-    from django.db import connection
-
     if connection.vendor != "postgresql":
         pytest.skip("prepared statements are PostgreSQL's (CI runs the suite on PostgreSQL)")
     from scheduler.services import load_for_runner
@@ -804,7 +799,6 @@ def test_a_resumed_try_keeps_its_start_dates_and_json_fields_round_trip(tenant) 
 
 
 def test_large_documents_are_bulk_inserted_as_plain_parameters_and_round_trip(tenant) -> None:
-    from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     from scheduler.models import ParsedFile
