@@ -66,6 +66,9 @@ def _deliver(batch: list[dict], wake: bool) -> None:
         publish(event)
     if not wake:
         return
-    woken = {e["tenant"] for e in batch if e["task_id"] is None or e["state"] not in _QUIET_TI_STATES}
-    for tenant_id in woken:
-        wakeup.notify(tenant_id)
+    ended: dict[int, int] = {}  # tenant woken -> tries the batch ended
+    for e in batch:
+        if e["task_id"] is None or e["state"] not in _QUIET_TI_STATES:
+            ended[e["tenant"]] = ended.get(e["tenant"], 0) + (0 if e["task_id"] is None else 1)
+    for tenant_id, count in ended.items():
+        wakeup.notify(tenant_id, count)

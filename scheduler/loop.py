@@ -44,6 +44,7 @@ class PassResult:
     next_wake: datetime | None = None
     executor_full: bool = False  # ready task instances may have been left for want of executor slots
     backlog: bool = False  # what it queued joined a backlog that keeps the workers busy (see Queued)
+    tasks_active: int = 0  # the tenant's tries queued or running when it ended (0: none, or not counted)
 
 
 # The reads every pass makes before it queues anything, compiled once (see PreparedRead).
@@ -128,6 +129,7 @@ class TenantScheduler:
         result.tasks_queued += len(queued.tasks)
         result.executor_full = queued.executor_full
         result.backlog = queued.backlog
+        result.tasks_active = queued.active
 
 
 SCHEDULE_KEYS = ("schedule", "effective_start_date", "start_date", "end_date", "catchup")
@@ -289,6 +291,7 @@ class Queued:
     tasks: list[QueuedTask]
     executor_full: bool = False
     backlog: bool = False
+    active: int = 0  # the tenant's task instances queued or running now (0 when the executor was full)
 
 
 BACKLOG_MIN = 32
@@ -316,7 +319,7 @@ def queue_ready(tenant: Tenant, executor: Executor, limit: int = 1024) -> Queued
         open_pools = [name for name, slots in pool_free.items() if slots > 0]
         full_runs = [pk for pk, cap in run_limits.items() if usage.per_run[pk] >= cap]
         if room <= 0 or not open_pools:
-            return Queued([])
+            return Queued([], active=usage.active)
         candidates = list(
             ready.filter(pool__in=open_pools)
             .exclude(dag_run_id__in=full_runs)
@@ -344,7 +347,10 @@ def queue_ready(tenant: Tenant, executor: Executor, limit: int = 1024) -> Queued
             transaction.on_commit(lambda: executor.submit(messages))
     waiting = usage.queued + len(messages)
     return Queued(
-        messages, executor_full, backlog=waiting >= max(BACKLOG_MIN, 2 * (usage.active - usage.queued))
+        messages,
+        executor_full,
+        backlog=waiting >= max(BACKLOG_MIN, 2 * (usage.active - usage.queued)),
+        active=usage.active + len(messages),
     )
 
 

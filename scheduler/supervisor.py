@@ -54,6 +54,8 @@ IDLE_PASS_REST_RATIO = 3.0
 # A pass deferred for its rest waits only while events keep coming: once none has come for this long the
 # stream has paused (the tasks left are running), and resting on would only delay what the last ones made
 # ready (bash_50's run ended 130-150 ms after its last task: a 3 x 50 ms rest begun while 20 were queued).
+# Nor does it wait once every try the previous pass left queued or running has ended (wake-ups count them):
+# nothing more is coming.
 STREAM_QUIET_S = 0.02
 # Woken this soon after starting to wait, the loop was not idle: the events came while it was busy.
 STREAM_GAP_S = 0.002
@@ -97,17 +99,19 @@ def schedule_tenants(tenant_ids: list[int], owner: str | None, stop: threading.E
     due: dict[int, float] = {}  # tenant -> monotonic time of its next timed pass
     saturated: set[int] = set()  # tenants that left ready work because the executor was full
     served_at: dict[int, float] = {}  # tenant -> monotonic time its pass last queued something
-    woken: set[int] = set()
+    woken: dict[int, int] = {}  # tenant -> tries ended, as the last wait returned them
     streaming = False  # the events in `woken` arrived while the loop was busy
     deferred: set[int] = set()  # woken tenants whose pass waits for their rest after the previous one
     rest_until: dict[int, float] = {}  # tenant -> monotonic time its next pass may start
     heard_at: dict[int, float] = {}  # tenant -> monotonic time of its last event
+    tries_ended: dict[int, int] = {}  # tenant -> tries ended since its last pass began
+    left_active: dict[int, int] = {}  # tenant -> tries its last pass left queued or running (0: unknown)
     ids_read_at = lease_checked_at = connections_checked_at = -math.inf
     lease_check_s = min(1.0, settings.TRADEWIND_LEASE_SECONDS / 4)
     try:
         while not stop.is_set():
             now = time.monotonic()
-            if embedded and (now - ids_read_at >= TENANT_REFRESH_S or woken - set(ids)):
+            if embedded and (now - ids_read_at >= TENANT_REFRESH_S or woken.keys() - set(ids)):
                 ids, ids_read_at = _active_tenant_ids(), now
             if owner and now - lease_checked_at >= lease_check_s:
                 if leases.held(ids, owner) != ids:
@@ -124,6 +128,7 @@ def schedule_tenants(tenant_ids: list[int], owner: str | None, stop: threading.E
                 resting = (
                     rest_until.get(tenant_id, 0) > moment
                     and moment - heard_at.get(tenant_id, -math.inf) < STREAM_QUIET_S
+                    and not 0 < left_active.get(tenant_id, 0) <= tries_ended.get(tenant_id, 0)
                 )
                 if resting and (streaming or tenant_id in deferred):
                     deferred.add(tenant_id)
@@ -133,9 +138,11 @@ def schedule_tenants(tenant_ids: list[int], owner: str | None, stop: threading.E
                     tenant_id, TenantScheduler(tenant_id, executor)
                 )
                 started = time.monotonic()
+                tries_ended[tenant_id] = 0
                 due[tenant_id], result = _run_pass(scheduler, saturated, served_at)
                 ended = time.monotonic()
                 rest_until[tenant_id] = ended + (ended - started) * _rest_ratio(result)
+                left_active[tenant_id] = result.tasks_active if result is not None else 0
             if time.monotonic() - connections_checked_at >= CONNECTION_CHECK_S:
                 close_old_connections()
                 connections_checked_at = time.monotonic()
@@ -153,6 +160,8 @@ def schedule_tenants(tenant_ids: list[int], owner: str | None, stop: threading.E
             woken = wakeup.wait(None if embedded else ids, timeout, stop)
             streaming = bool(woken) and time.monotonic() - waiting_since < STREAM_GAP_S
             heard_at.update(dict.fromkeys(woken, time.monotonic()))
+            for tenant_id, count in woken.items():
+                tries_ended[tenant_id] = tries_ended.get(tenant_id, 0) + count
     finally:
         executor.shutdown(wait=False)
         connection.close()

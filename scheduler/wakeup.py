@@ -1,9 +1,11 @@
 """Wake a tenant's scheduler the moment something happens, in this process or another one.
 
-`notify(tenant_id)` sets the in-process event and tells the other processes: with Redis configured it
-publishes on `tradewind:wake:<tenant_id>`; without Redis it sends a datagram to every scheduler of this host
-through Unix sockets in `DATA_DIR/wakeup/`. A listener thread in each scheduler process turns those messages
-back into in-process events. A lost wake-up only delays scheduling until the next timed pass.
+`notify(tenant_id, ended)` sets the in-process event and tells the other processes: with Redis configured it
+publishes `ended` on `tradewind:wake:<tenant_id>`; without Redis it sends `<tenant_id>:<ended>` as a datagram
+to every scheduler of this host through Unix sockets in `DATA_DIR/wakeup/`. A listener thread in each
+scheduler process turns those messages back into in-process events. `ended` counts the tries the change
+ended, which tells a resting scheduler when every task it left running has reported. A lost wake-up only
+delays scheduling until the next timed pass.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 CHANNEL_PREFIX = "tradewind:wake:"
-_pending: set[int] = set()  # tenants notified since their scheduler last looked
+_pending: dict[int, int] = {}  # tenant notified since its scheduler last looked -> tries ended meanwhile
 _condition = threading.Condition()
 _listener_lock = threading.Lock()
 _listener_started = False
@@ -42,10 +44,10 @@ def _socket_dir() -> Path:
     return Path(settings.DATA_DIR) / "wakeup"
 
 
-def notify_local(tenant_id: int) -> None:
-    """Wake the tenant's scheduler if it runs in this process (and only there)."""
+def notify_local(tenant_id: int, ended: int = 0) -> None:
+    """Wake the tenant's scheduler if it runs in this process (and only there); `ended` tries ended."""
     with _condition:
-        _pending.add(tenant_id)
+        _pending[tenant_id] = _pending.get(tenant_id, 0) + ended
         _condition.notify_all()
 
 
@@ -55,33 +57,34 @@ def interrupt() -> None:
         _condition.notify_all()
 
 
-def notify(tenant_id: int) -> None:
-    """Something changed in the tenant: its scheduler should look now."""
-    notify_local(tenant_id)
+def notify(tenant_id: int, ended: int = 0) -> None:
+    """Something changed in the tenant (ending `ended` tries): its scheduler should look now."""
+    notify_local(tenant_id, ended)
     try:
         if settings.REDIS_URL:
-            _redis().publish(f"{CHANNEL_PREFIX}{tenant_id}", b"1")
+            _redis().publish(f"{CHANNEL_PREFIX}{tenant_id}", str(ended).encode())
         else:
-            _send_datagrams(str(tenant_id).encode())
+            _send_datagrams(f"{tenant_id}:{ended}".encode())
     except Exception:  # a lost wake-up only delays scheduling until the next timed pass
         logger.warning("could not send a scheduler wake-up", exc_info=True, extra={"tenant_id": tenant_id})
 
 
-def wait(tenant_ids: list[int] | None, timeout: float, stop: threading.Event | None = None) -> set[int]:
+def wait(tenant_ids: list[int] | None, timeout: float, stop: threading.Event | None = None) -> dict[int, int]:
     """Sleep until one of the tenants (any tenant for None) is notified, `stop` is set (then call
-    `interrupt()` to be heard at once) or `timeout` seconds pass; returns the notified tenants among them and
-    consumes their notifications."""
+    `interrupt()` to be heard at once) or `timeout` seconds pass; returns the notified tenants among them,
+    each with the tries ended meanwhile, and consumes their notifications."""
     with _condition:
         wanted = None if tenant_ids is None else set(tenant_ids)
 
-        def woken() -> set[int]:
-            return set(_pending) if wanted is None else _pending & wanted
+        def woken() -> dict[int, int]:
+            return {t: n for t, n in _pending.items() if wanted is None or t in wanted}
 
         _condition.wait_for(
             lambda: bool(woken()) or (stop is not None and stop.is_set()), timeout=max(timeout, 0)
         )
         found = woken()
-        _pending.difference_update(found)
+        for tenant_id in found:
+            del _pending[tenant_id]
     return found
 
 
@@ -107,7 +110,7 @@ def _listen_redis(ready: threading.Event) -> None:
             ready.set()
             for message in pubsub.listen():
                 channel = message["channel"].decode()
-                notify_local(int(channel.removeprefix(CHANNEL_PREFIX)))
+                notify_local(int(channel.removeprefix(CHANNEL_PREFIX)), _count(message["data"]))
         except Exception:  # Redis restarted: reconnect; timed passes cover the gap
             logger.warning("wake-up listener lost Redis; reconnecting", exc_info=True)
             time.sleep(1)
@@ -130,10 +133,15 @@ def _listen_socket(ready: threading.Event) -> None:
     ready.set()
     while True:
         try:
-            data = server.recv(64)
-            notify_local(int(data))
+            tenant_id, _, ended = server.recv(64).partition(b":")
+            notify_local(int(tenant_id), _count(ended))
         except (OSError, ValueError):
             logger.warning("bad wake-up datagram", exc_info=True)
+
+
+def _count(data: bytes) -> int:
+    """The ended tries a wake-up message carries (none when it carries no count)."""
+    return int(data) if data.isdigit() else 0
 
 
 def _send_datagrams(payload: bytes) -> None:

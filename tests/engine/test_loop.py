@@ -349,10 +349,11 @@ def test_queueing_tells_whether_the_queued_task_instances_are_a_backlog(tenant, 
 
 @contextmanager
 def _loop_with_slow_passes(
-    monkeypatch, tenant_id: int, *, pass_s: float, queues_work: bool, backlog: bool = False
+    monkeypatch, tenant_id: int, *, pass_s: float, queues_work: bool, backlog: bool = False, active: int = 0
 ) -> Iterator[list]:
-    """The real scheduling loop for the tenant in a thread, each pass taking `pass_s` and queueing work or
-    not (onto a backlog or not); yields the monotonic start times of its passes."""
+    """The real scheduling loop for the tenant in a thread, each pass taking `pass_s`, queueing work or not
+    (onto a backlog or not) and leaving `active` tries queued or running; yields the monotonic start times of
+    its passes."""
     from scheduler import loop, supervisor, wakeup
 
     passes: list[float] = []
@@ -364,7 +365,7 @@ def _loop_with_slow_passes(
         def run_pass(self) -> loop.PassResult:
             passes.append(time.monotonic())
             time.sleep(pass_s)
-            return loop.PassResult(tasks_queued=1 if queues_work else 0, backlog=backlog)
+            return loop.PassResult(tasks_queued=1 if queues_work else 0, backlog=backlog, tasks_active=active)
 
     monkeypatch.setattr(loop, "TenantScheduler", SlowScheduler)
     stop = threading.Event()
@@ -430,6 +431,27 @@ def test_a_pass_deferred_for_its_rest_runs_once_the_stream_of_events_pauses(tena
     served = [started for started in passes if started > last_event]
     # Resting on would start it about 140 ms after the last event; the pause ends the rest after 20 ms.
     assert served and served[0] - last_event < 0.08, [round(p - last_event, 3) for p in passes[-3:]]
+
+
+def test_a_deferred_pass_runs_once_every_try_the_last_pass_left_active_has_ended(tenant, monkeypatch):
+    from scheduler import supervisor, wakeup
+
+    monkeypatch.setattr(supervisor, "STREAM_QUIET_S", 5.0)  # only the count may end the rest early
+    # Passes of 100 ms that queue nothing and leave 3 tries running: each rests 3 x 100 ms.
+    with _loop_with_slow_passes(monkeypatch, tenant.pk, pass_s=0.1, queues_work=False, active=3) as passes:
+        _stream_of_wake_ups(tenant.pk, 0.25)
+        seen = len(passes)
+        while len(passes) == seen:
+            wakeup.notify_local(tenant.pk)
+            time.sleep(0.001)
+        _stream_of_wake_ups(tenant.pk, 0.12)  # through that pass, 20 ms into its rest: the tenant is deferred
+        for _ in range(3):
+            wakeup.notify_local(tenant.pk, ended=1)
+        last_ended = time.monotonic()
+        time.sleep(0.4)
+    served = [started for started in passes if started > last_ended]
+    # Resting on would start it about 280 ms after the third try ended.
+    assert served and served[0] - last_ended < 0.1, [round(p - last_ended, 3) for p in passes[-3:]]
 
 
 def test_the_local_executor_keeps_a_threads_database_connection_between_tasks(monkeypatch):

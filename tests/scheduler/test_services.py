@@ -595,7 +595,7 @@ def test_an_evaluation_wakes_schedulers_only_when_a_run_changes_state(
     from scheduler import wakeup
 
     woken: list[int] = []
-    monkeypatch.setattr(wakeup, "notify", woken.append)
+    monkeypatch.setattr(wakeup, "notify", lambda tenant_id, ended=0: woken.append(tenant_id))
     run = make_run(tenant, etl_dag())
     with django_capture_on_commit_callbacks(execute=True):
         services.evaluate_run(run)  # starts the run (a wake-up) and schedules extract (none)
@@ -611,6 +611,30 @@ def test_an_evaluation_wakes_schedulers_only_when_a_run_changes_state(
     with django_capture_on_commit_callbacks(execute=True):
         services.evaluate_run(run)  # the run succeeds
     assert run.state == DagRunState.SUCCESS and woken == [tenant.pk]
+
+
+def test_a_wake_up_counts_the_tries_its_changes_ended(
+    tenant, other_tenant, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    """A resting scheduler passes once every try it left queued or running has ended: the wake-ups say how
+    many ended (task instances that are no longer queued or running)."""
+    from scheduler import wakeup
+
+    woken: list[tuple[int, int]] = []
+    monkeypatch.setattr(wakeup, "notify", lambda tenant_id, ended=0: woken.append((tenant_id, ended)))
+
+    def ti(tenant_id: int, state: str) -> dict:
+        return {"tenant": tenant_id, "task_id": "t", "map_index": -1, "state": state, "try_number": 1}
+
+    run_event = {"tenant": other_tenant.pk, "task_id": None, "map_index": None, "state": "success"}
+    batch = [ti(tenant.pk, "running"), ti(tenant.pk, "success"), ti(tenant.pk, "up_for_retry"), run_event]
+    with django_capture_on_commit_callbacks(execute=True):
+        events.publish_on_commit(batch)
+    assert woken == [(tenant.pk, 2), (other_tenant.pk, 0)]
+    woken.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        events.publish_on_commit([ti(tenant.pk, "queued"), ti(tenant.pk, "running")])
+    assert woken == []  # echoes of what a scheduler or worker just did wake nobody
 
 
 def test_schedule_run_on_a_100_task_run_takes_few_queries(tenant, django_assert_max_num_queries) -> None:
