@@ -59,7 +59,8 @@ def interrupt() -> None:
 
 def notify(tenant_id: int, ended: int = 0) -> None:
     """Something changed in the tenant (ending `ended` tries): its scheduler should look now."""
-    notify_local(tenant_id, ended)
+    # A process that listens to Redis hears its own message as well: the count arrives with it, once.
+    notify_local(tenant_id, 0 if settings.REDIS_URL and _listener_started else ended)
     try:
         if settings.REDIS_URL:
             _redis().publish(f"{CHANNEL_PREFIX}{tenant_id}", str(ended).encode())

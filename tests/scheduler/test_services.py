@@ -637,6 +637,32 @@ def test_a_wake_up_counts_the_tries_its_changes_ended(
     assert woken == []  # echoes of what a scheduler or worker just did wake nobody
 
 
+@pytest.mark.redis
+def test_ended_tries_count_once_through_redis_even_in_the_process_that_published_them(
+    tenant, settings
+) -> None:
+    if not settings.REDIS_URL:
+        pytest.skip("Redis is not reachable (CI sets REQUIRE_SERVICES=1, which makes this a failure)")
+    import redis
+
+    from scheduler import wakeup
+
+    def ended_within(seconds: float) -> int:
+        total, deadline = 0, time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            total += wakeup.wait([tenant.pk], 0.05).get(tenant.pk, 0)
+        return total
+
+    wakeup.start_listener()
+    ended_within(0.1)  # what earlier tests left
+    wakeup.notify(tenant.pk, 2)  # heard here at once, and back from Redis
+    assert ended_within(0.5) == 2
+    redis.Redis.from_url(settings.REDIS_URL).publish(
+        f"{wakeup.CHANNEL_PREFIX}{tenant.pk}", b"3"
+    )  # a worker's
+    assert ended_within(0.5) == 3
+
+
 def test_schedule_run_on_a_100_task_run_takes_few_queries(tenant, django_assert_max_num_queries) -> None:
     with DAG("fanout", schedule=None, start_date=START) as dag:
         root = EmptyOperator(task_id="root")
