@@ -54,6 +54,21 @@ ASKS_AT_IMPORT = """
         PythonOperator(task_id="where", python_callable=where)
 """
 
+# Its task says whether its DAG's Jinja environment was there before the task asked for one.
+ENVIRONMENT_READY = """
+    from datetime import datetime
+
+    from airflow import DAG
+    from airflow.operators.python import PythonOperator
+    from tradewind.sdk import templater
+
+    def where(**context):
+        return [templater._ENVIRONMENTS.get(context["dag"]) is not None]
+
+    with DAG("ready", start_date=datetime(2024, 1, 1), schedule=None):
+        PythonOperator(task_id="where", python_callable=where)
+"""
+
 STARTS_A_THREAD = """
     import os
     import threading
@@ -112,6 +127,11 @@ def test_tasks_fork_from_one_import_of_their_file_each_in_a_process_of_its_own(b
     assert len({pid_1, pid_2, imported_1}) == 3
     # What the import printed is in every task's output, as if each had imported the file itself.
     assert b"imported at the top level" in output_1 and b"imported at the top level" in output_2
+
+
+def test_a_template_builds_its_dags_jinja_environments_before_forking_its_tasks(bundle):
+    file = bundle.write("ready.py", ENVIRONMENT_READY)
+    assert run(bundle, file, "ready")[0] == [True]
 
 
 def test_a_file_that_asks_the_platform_while_imported_is_imported_by_every_task(bundle):

@@ -1,7 +1,7 @@
 """Jinja templating of operator fields, with Airflow's rules.
 
 `Templater` is the mixin BaseOperator inherits (and any object nested in a template field may declare
-`template_fields` to be rendered too). `get_template_env(dag)` builds the Jinja environment a DAG's tasks
+`template_fields` to be rendered too). `get_template_env(dag)` gives the Jinja environment a DAG's tasks
 render with. This module never imports the operator or DAG classes.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
@@ -91,6 +92,14 @@ def _dag_folder(dag: Any) -> str | None:
     return os.path.dirname(os.path.abspath(fileloc))
 
 
+# Environments built, per DAG, for the inputs they were built from. A task child would otherwise build one
+# twice per task (resolving template files, then rendering): its filters, tests and sandbox tables are about
+# a twentieth of a BashOperator child's start. A template process builds its DAGs' environments before it
+# forks (warm_template_envs), so every child finds them ready; each task runs in a process of its own, so
+# whatever a task does to its environment stays with that task.
+_ENVIRONMENTS: weakref.WeakKeyDictionary[Any, tuple[tuple, jinja2.Environment]] = weakref.WeakKeyDictionary()
+
+
 def get_template_env(dag: Any = None) -> jinja2.Environment:
     """The Jinja environment for a DAG's templates, as Airflow's `DAG.get_template_env` builds it.
 
@@ -98,6 +107,7 @@ def get_template_env(dag: Any = None) -> jinja2.Environment:
     `template_undefined`); the `do` extension; `user_defined_macros` as globals, Airflow's filters plus
     `user_defined_filters`; `jinja_environment_kwargs` on top; a native environment when the DAG has
     `render_template_as_native_obj`. With no DAG: the default sandboxed environment on the working folder.
+    The same DAG with the same settings gets the same environment back.
     """
     searchpath: list[str] = []
     folder = _dag_folder(dag) if dag is not None else None
@@ -110,25 +120,53 @@ def get_template_env(dag: Any = None) -> jinja2.Environment:
         searchpath.extend(extra_paths)
     if not searchpath:
         searchpath.append(os.getcwd())
+    undefined = (
+        getattr(dag, "template_undefined", None) if dag is not None else None
+    ) or jinja2.StrictUndefined
+    user_kwargs = getattr(dag, "jinja_environment_kwargs", None) if dag is not None else None
+    native = bool(getattr(dag, "render_template_as_native_obj", False)) if dag is not None else False
+    macros = getattr(dag, "user_defined_macros", None) if dag is not None else None
+    filters = getattr(dag, "user_defined_filters", None) if dag is not None else None
+    # Identities, not values: a setting replaced or a macro added after the environment was built is seen.
+    inputs = (tuple(searchpath), undefined, native, *(_identities(m) for m in (user_kwargs, macros, filters)))
+    try:
+        cached = _ENVIRONMENTS.get(dag) if dag is not None else None
+    except TypeError:  # an object that cannot be weakly referenced: build every time
+        cached = None
+    if cached is not None and cached[0] == inputs:
+        return cached[1]
     options: dict[str, Any] = {
         "loader": jinja2.FileSystemLoader(searchpath),
-        "undefined": (getattr(dag, "template_undefined", None) if dag is not None else None)
-        or jinja2.StrictUndefined,
+        "undefined": undefined,
         "extensions": ["jinja2.ext.do"],
         "cache_size": 0,
     }
-    user_kwargs = getattr(dag, "jinja_environment_kwargs", None) if dag is not None else None
     if user_kwargs:
         options.update(user_kwargs)
-    native = bool(getattr(dag, "render_template_as_native_obj", False)) if dag is not None else False
     env: jinja2.Environment = (NativeEnvironment if native else SandboxedEnvironment)(**options)
-    macros = getattr(dag, "user_defined_macros", None) if dag is not None else None
     if macros:
         env.globals.update(macros)
-    filters = getattr(dag, "user_defined_filters", None) if dag is not None else None
     if filters:
         env.filters.update(filters)
+    if dag is not None:
+        try:
+            _ENVIRONMENTS[dag] = (inputs, env)
+        except TypeError:
+            pass
     return env
+
+
+def _identities(mapping: Any) -> tuple | None:
+    return tuple((key, id(value)) for key, value in mapping.items()) if mapping else None
+
+
+def warm_template_envs(dags: Iterable[Any]) -> None:
+    """Build these DAGs' environments now (a template process, before it forks its task children)."""
+    for dag in dags:
+        try:
+            get_template_env(dag)
+        except Exception:  # a bad jinja_environment_kwargs: the task that renders reports it
+            log.debug("no template environment for %r", getattr(dag, "dag_id", dag), exc_info=True)
 
 
 def _as_plain_text(env: jinja2.Environment, text: str) -> str | None:

@@ -130,6 +130,7 @@ def _serve_template(file: str, bundle: _Bundle, ctl_fd: int) -> dict[str, Any]:
     anything (Variable.get at the top level: the value could change between tasks) or leaves threads running
     (forking would copy them half-way)."""
     from tradewind.sdk import execution
+    from tradewind.sdk.templater import warm_template_envs
     from workers.sandbox.protocol import send_control
     from workers.sandbox.server import ForkServer
 
@@ -151,6 +152,7 @@ def _serve_template(file: str, bundle: _Bundle, ctl_fd: int) -> dict[str, Any]:
         send_control(ctl, {"event": "unusable", "reason": reason})
         return {"stopped": True}
     _imported[file] = dags
+    warm_template_envs(dags)
     gc.collect()
     gc.freeze()  # the children's collections then leave the template's objects (and pages) alone
     send_control(ctl, {"event": "ready", "pid": os.getpid(), "output": printed.text})

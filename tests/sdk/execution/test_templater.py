@@ -17,6 +17,7 @@ from tradewind.sdk.templater import (
     _as_plain_text,
     get_template_env,
     literal,
+    warm_template_envs,
 )
 
 
@@ -89,6 +90,38 @@ def test_template_files_are_found_next_to_the_dag_and_on_the_searchpath(tmp_path
     holder.render_template_fields(CONTEXT, get_template_env(dag))
     assert holder.command == "select '2024-01-02'"
     assert holder.items == ["select 3", "not_a_file.txt"]
+
+
+class DagLike:
+    """A DAG's settings on an object that can be weakly referenced (SimpleNamespace cannot)."""
+
+    def __init__(self, **settings) -> None:
+        self.__dict__.update(settings)
+
+
+def test_a_dag_keeps_its_environment_until_a_setting_changes(tmp_path):
+    dag = DagLike(fileloc=str(tmp_path / "d.py"), user_defined_macros={"project": "acme"})
+    env = get_template_env(dag)
+    assert get_template_env(dag) is env
+    assert get_template_env(DagLike(fileloc=dag.fileloc)) is not env  # another DAG, its own
+    dag.user_defined_macros["team"] = "data"  # a macro added in place
+    added = get_template_env(dag)
+    assert added is not env and added.globals["team"] == "data"
+    dag.template_searchpath = str(tmp_path / "sql")
+    assert get_template_env(dag).loader.searchpath == [str(tmp_path), str(tmp_path / "sql")]
+    dag.render_template_as_native_obj = True
+    assert isinstance(get_template_env(dag), NativeEnvironment)
+
+
+def test_warming_builds_each_dags_environment_once(monkeypatch):
+    built = []
+    build = SandboxedEnvironment.__init__
+    monkeypatch.setattr(SandboxedEnvironment, "__init__", lambda env, **kw: built.append(build(env, **kw)))
+    dags = [DagLike(fileloc="/bundle/a.py"), DagLike(fileloc="/bundle/b.py")]
+    warm_template_envs(dags)
+    assert len(built) == 2
+    assert get_template_env(dags[0]) is not get_template_env(dags[1])
+    assert len(built) == 2
 
 
 def test_missing_template_file_fails():
