@@ -123,11 +123,29 @@ def parse_datetime(value: Any) -> pendulum.DateTime | None:
 @functools.lru_cache(maxsize=64)
 def _parse_iso(text: str) -> pendulum.DateTime:
     """A task's ti_info repeats the same few dates (its run's logical date is also its data interval's start,
-    say): each is parsed once. DateTimes are immutable, so sharing one is safe."""
-    parsed = pendulum.parse(text)
-    if not isinstance(parsed, pendulum.DateTime):
-        raise ValueError(f"Not a date-time: {text!r}")
-    return parsed.in_timezone("UTC")
+    say): each is parsed once. DateTimes are immutable, so sharing one is safe. The runner writes them with
+    `isoformat()`, which Python reads back itself: pendulum's parser, for any other ISO 8601 form, costs a
+    task child's start a third of a millisecond more per date."""
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        parsed = pendulum.parse(text)
+        if not isinstance(parsed, pendulum.DateTime):
+            raise ValueError(f"Not a date-time: {text!r}") from None
+        return parsed.in_timezone("UTC")
+    if moment.tzinfo is None:  # as pendulum reads a date-time without an offset
+        moment = moment.replace(tzinfo=datetime.UTC)
+    moment = moment.astimezone(datetime.UTC)
+    return pendulum.DateTime(
+        moment.year,
+        moment.month,
+        moment.day,
+        moment.hour,
+        moment.minute,
+        moment.second,
+        moment.microsecond,
+        tzinfo=pendulum.UTC,
+    )
 
 
 class AirflowConfigAccessor:

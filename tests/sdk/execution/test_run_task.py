@@ -420,3 +420,7 @@ def test_ti_info_dates_are_parsed_once_each_into_utc():
     assert parse_datetime("2024-03-10T07:30:00.123456+05:30") is first  # the same string: the same object
     with pytest.raises(ValueError, match="Not a date-time"):
         parse_datetime("P1D")  # a duration parses, but is not a date-time
+    naive = parse_datetime("2024-03-10T07:30:00")  # no offset: UTC, as pendulum reads it
+    assert naive == pendulum.datetime(2024, 3, 10, 7, 30) and naive.timezone_name == "UTC"
+    ordinal = parse_datetime("2024-070T02:00:00Z")  # a form Python's own parser does not read
+    assert ordinal == pendulum.datetime(2024, 3, 10, 2) and isinstance(ordinal, pendulum.DateTime)
