@@ -79,8 +79,11 @@ class LocalExecutor:
     """Runs task instances on a pool of threads in this process, each driving one sandboxed child."""
 
     def __init__(self, parallelism: int | None = None) -> None:
-        from workers import runner  # noqa: F401  (imported now, not during the first task)
+        from workers import runner, sandbox  # noqa: F401  (imported now, not during the first task)
 
+        # As a Celery worker does before its first message: the fork server's imports and warm-up (a
+        # quarter of a CPU-second) would otherwise delay the first task and compete with the first run.
+        sandbox.prestart()
         self.parallelism = parallelism or settings.TRADEWIND_PARALLELISM
         self._pool = ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="task")
         self._busy = 0
