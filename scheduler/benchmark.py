@@ -156,6 +156,40 @@ def tree_memory_kb(pid: int) -> int:
     return total
 
 
+def cpu_by_role(roots: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds used so far by each role's process trees, with the sandbox's processes (a fork server,
+    its templates and every task's process, counted once reaped by their parent) as a role of their own.
+    PostgreSQL and Redis are not counted."""
+    used: dict[str, float] = {"sandbox": 0.0}
+    for role, pids in roots.items():
+        used[role] = 0.0
+        for root in pids:
+            stack = [(root, False)]
+            while stack:
+                pid, in_sandbox = stack.pop()
+                own, reaped, is_server = _process_cpu_s(pid)
+                in_sandbox = in_sandbox or is_server
+                used["sandbox" if in_sandbox else role] += own
+                # What a process's exited children used shows once it has reaped them: the fork server
+                # and templates reap task processes; a worker reaps a fork server only when it stops.
+                used["sandbox" if in_sandbox or pid != root else role] += reaped
+                stack += [(child, in_sandbox) for child in _children(pid)]
+    return used
+
+
+def _process_cpu_s(pid: int) -> tuple[float, float, bool]:
+    """(CPU seconds of the process, of its reaped children, whether it is a sandbox fork server)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return 0.0, 0.0, False
+    fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state is field 3, utime field 14
+    utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
+    tick = os.sysconf("SC_CLK_TCK")
+    return (utime + stime) / tick, (cutime + cstime) / tick, b"workers.sandbox.server" in cmdline
+
+
 def _process_memory_kb(pid: int) -> int:
     for path, key in ((f"/proc/{pid}/smaps_rollup", "Pss:"), (f"/proc/{pid}/status", "VmRSS:")):
         try:
@@ -321,10 +355,12 @@ def run_bench(
             processes = start_processes(slug, executor, workers, Path(tmp))
             try:
                 processes.wait_until_ready(tenant.pk, timeout_s=READY_TIMEOUT_S)
+                roots = {"scheduler": [processes.scheduler.pid], "worker": [p.pid for p in processes.workers]}
                 with (
                     MemorySampler([processes.scheduler.pid]) as sched_mem,
                     MemorySampler([p.pid for p in processes.workers]) as worker_mem,
                 ):
+                    cpu_before = cpu_by_role(roots)
                     triggered = timezone.now()
                     run = services.create_dag_run(
                         tenant=tenant,
@@ -342,6 +378,7 @@ def run_bench(
                         if processes.scheduler.poll() is not None:
                             raise RuntimeError("the scheduler process exited; see its log")
                         time.sleep(POLL_INTERVAL_S)
+                    cpu_after = cpu_by_role(roots)
             finally:
                 processes.stop()
             run = DagRun.objects.get(pk=run.pk)
@@ -360,6 +397,12 @@ def run_bench(
                 "hop_p95_ms": _percentile(hops, 0.95),
                 "scheduler_rss_mb": round(sched_mem.peak_mb, 1),
                 "worker_rss_mb": round(worker_mem.peak_mb, 1) if processes.workers else None,
+                # Until the bench saw the run finish (up to POLL_INTERVAL_S after it did).
+                "cpu_ms_per_task": {
+                    role: round((cpu_after[role] - cpu_before[role]) * 1000 / max(len(tis), 1), 2)
+                    for role in cpu_after
+                    if role != "worker" or processes.workers
+                },
             }
     finally:
         tenant.delete()
