@@ -6,7 +6,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -166,10 +166,12 @@ class CeleryExecutor:
         if not tasks:
             return
         try:
-            # One connection for the whole batch and, on Redis, one round trip. The arguments' repr (shown by
-            # monitoring tools) is given: Celery's own safe repr costs a quarter of each message's CPU.
-            with app.producer_or_acquire() as producer, _pipelined(producer):
-                for task in tasks:
+            # One connection for the whole batch and, on Redis, few round trips: the first FIRST_SEND messages
+            # go out as soon as they are built, so that workers start on them while the rest are built (half a
+            # millisecond each), then batches twice as large as everything sent before. The arguments' repr
+            # (shown by monitoring tools) is given: Celery's own safe repr costs a quarter of each message's CPU.
+            with app.producer_or_acquire() as producer, _pipelined(producer) as send_pending:
+                for built, task in enumerate(tasks, 1):
                     args = [task.tenant_id, task.ti_id, task.try_number]
                     app.send_task(
                         RUN_TASK_INSTANCE,
@@ -179,6 +181,8 @@ class CeleryExecutor:
                         queue=queue_name(task.tenant_slug, task.queue),
                         producer=producer,
                     )
+                    if built >= FIRST_SEND and built & (built - 1) == 0:  # 8, 16, 32, ...
+                        send_pending()
         except Exception:
             logger.warning(
                 "could not send task instances to the broker; they are re-sent after the queued timeout",
@@ -201,22 +205,26 @@ class CeleryExecutor:
         return None
 
 
+# How many of a pass's messages are sent before the rest are built: a worker's default number of threads.
+FIRST_SEND = 8
+
+
 @contextmanager
-def _pipelined(producer) -> Iterator[None]:
+def _pipelined(producer) -> Iterator[Callable[[], None]]:
     """With the Redis transport, the Redis commands of the messages published meanwhile go out in one
-    pipeline when the block ends, instead of one round trip per message (a scheduling pass may queue
-    hundreds). Publishing to Redis only writes (LPUSH, and SADD for a queue's first binding), so no command
-    in between needs a reply. Other transports publish as they do."""
+    pipeline when the block ends or the function it gives is called, instead of one round trip per message
+    (a scheduling pass may queue hundreds). Publishing to Redis only writes (LPUSH, and SADD for a queue's
+    first binding), so no command in between needs a reply. Other transports publish as they do."""
     from kombu.transport import redis as kombu_redis
 
     channel = producer.channel
     if not isinstance(channel, kombu_redis.Channel):
-        yield
+        yield lambda: None
         return
     pipe = channel.client.pipeline(transaction=False)
     channel.conn_or_acquire = lambda client=None: nullcontext(pipe)  # what kombu's Redis channel writes with
     try:
-        yield
+        yield pipe.execute
         pipe.execute()
     finally:
         del channel.conn_or_acquire
