@@ -81,6 +81,44 @@ _RUN_LIMITS = PreparedRead(
         .values_list("pk", "dag__max_active_tasks")
     )
 )
+# And those it makes after (most passes find nothing due: compiling them cost more than running them).
+_DUE_DAGS = PreparedRead(
+    lambda tenant_id, now: (
+        Dag.objects.for_tenant(tenant_id)
+        .filter(
+            is_active=True, is_paused=False, active_version__isnull=False, next_dagrun_create_after__lte=now
+        )
+        .select_related("active_version")
+    )
+)
+_ASSET_QUEUE = PreparedRead(
+    lambda tenant_id: AssetDagRunQueue.objects.for_tenant(tenant_id).select_related(
+        "asset", "target_dag__active_version"
+    )
+)
+_NEXT_RUN_AT = PreparedRead(
+    lambda tenant_id, now: (
+        Dag.objects.for_tenant(tenant_id)
+        .filter(is_active=True, is_paused=False, next_dagrun_create_after__gt=now)
+        .order_by("next_dagrun_create_after")
+        .values_list("next_dagrun_create_after")[:1]
+    )
+)
+_WAITING = [TIState.UP_FOR_RETRY, TIState.UP_FOR_RESCHEDULE]
+_TI_TIMERS = PreparedRead(  # one row (none without such task instances)
+    lambda tenant_id: (
+        TaskInstance.objects.for_tenant(tenant_id)
+        .filter(state__in=[*_WAITING, TIState.QUEUED, TIState.RUNNING])
+        .order_by()
+        .values_list("tenant_id")
+        .annotate(
+            retry=Min("next_retry_at", filter=Q(state__in=_WAITING)),
+            queued=Min("queued_at", filter=Q(state=TIState.QUEUED)),
+            beat=Min(Coalesce("heartbeat_at", "start_date"), filter=Q(state=TIState.RUNNING)),
+        )
+        .values_list("retry", "queued", "beat")
+    )
+)
 
 
 class TenantScheduler:
@@ -165,10 +203,7 @@ def refresh_next_dagrun(dag: Dag, serialized: dict) -> None:
 
 def create_due_runs(tenant: Tenant, now: datetime) -> int:
     """Create the scheduled runs whose time has come (with catchup), up to each DAG's max_active_runs."""
-    due = Dag.objects.for_tenant(tenant).filter(
-        is_active=True, is_paused=False, active_version__isnull=False, next_dagrun_create_after__lte=now
-    )
-    return sum(_create_due_runs_of(tenant, dag, now) for dag in due.select_related("active_version"))
+    return sum(_create_due_runs_of(tenant, dag, now) for dag in _DUE_DAGS.all(tenant.pk, now))
 
 
 def _create_due_runs_of(tenant: Tenant, dag: Dag, now: datetime) -> int:
@@ -208,9 +243,8 @@ def create_asset_triggered_runs(tenant: Tenant, now: datetime) -> int:
     """Create a run for each asset-scheduled DAG whose asset condition is met by the queued updates."""
     from tradewind.sdk.assets import condition_from_serialized
 
-    queued = AssetDagRunQueue.objects.for_tenant(tenant).select_related("asset", "target_dag__active_version")
     by_dag: dict[int, list[AssetDagRunQueue]] = {}
-    for row in queued:
+    for row in _ASSET_QUEUE.all(tenant.pk):
         by_dag.setdefault(row.target_dag_id, []).append(row)
     created = 0
     for rows in by_dag.values():
@@ -444,32 +478,20 @@ class Timers:
 def next_timers(tenant: Tenant, now: datetime) -> Timers:
     """The earliest moments something becomes due without an event: a run, a retry, a reschedule, a lost
     message to re-send, a task without heartbeat; at most TRADEWIND_SCHEDULER_MAX_SLEEP away."""
-    waiting = [TIState.UP_FOR_RETRY, TIState.UP_FOR_RESCHEDULE]
-    next_run = (
-        Dag.objects.for_tenant(tenant)
-        .filter(is_active=True, is_paused=False, next_dagrun_create_after__gt=now)
-        .aggregate(at=Min("next_dagrun_create_after"))["at"]
-    )
-    tis = (
-        TaskInstance.objects.for_tenant(tenant)
-        .filter(state__in=[*waiting, TIState.QUEUED, TIState.RUNNING])
-        .aggregate(
-            retry=Min("next_retry_at", filter=Q(state__in=waiting)),
-            queued=Min("queued_at", filter=Q(state=TIState.QUEUED)),
-            beat=Min(Coalesce("heartbeat_at", "start_date"), filter=Q(state=TIState.RUNNING)),
-        )
-    )
+    next_run = _NEXT_RUN_AT.all(tenant.pk, now)
+    timers = _TI_TIMERS.all(tenant.pk)
+    retry, queued, beat = timers[0] if timers else (None, None, None)
     overdue = [
-        tis["queued"] and tis["queued"] + timedelta(seconds=settings.TRADEWIND_QUEUED_TIMEOUT),
-        tis["beat"] and tis["beat"] + timedelta(seconds=settings.TRADEWIND_ZOMBIE_TIMEOUT),
+        queued and queued + timedelta(seconds=settings.TRADEWIND_QUEUED_TIMEOUT),
+        beat and beat + timedelta(seconds=settings.TRADEWIND_ZOMBIE_TIMEOUT),
     ]
     recovery = min((at for at in overdue if at is not None), default=None)
     wake = min(
         at
         for at in (
             now + timedelta(seconds=settings.TRADEWIND_SCHEDULER_MAX_SLEEP),
-            next_run,
-            tis["retry"],
+            next_run[0][0] if next_run else None,
+            retry,
             recovery,
         )
         if at is not None

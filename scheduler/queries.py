@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import threading
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from django.db import connections
@@ -22,17 +23,20 @@ M = TypeVar("M", bound=Model)
 
 
 class PreparedRead(Generic[M]):
-    """A read by ids, compiled to SQL once per thread and database, then run as is.
+    """A read by ids (and moments), compiled to SQL once per thread and database, then run as is.
 
     Django compiles a queryset to SQL every time it is evaluated; for the small reads that every task try and
     every scheduling pass make, that costs several times what the database spends answering them.
-    `build(*ids)` gives the queryset; it is compiled once with marker ids, and each read swaps its ids in
-    for the markers (so each id must reach the SQL as a parameter unchanged: compared for equality, or an
-    element of a list compared with __in; a list is compiled once per length up to MAX_LIST, longer or empty
-    ones go through the ORM). Rows become model instances, with their related objects, as Django's own
-    iteration makes them; a values_list queryset gives tuples, converted as Django converts them."""
+    `build(*args)` gives the queryset; it is compiled once with marker arguments, and each read swaps its
+    arguments in for the markers. So each argument must reach the SQL as a parameter unchanged: an id
+    compared for equality, a list of ids compared with __in (compiled once per length up to MAX_LIST, longer
+    or empty ones go through the ORM), or an aware datetime compared with a datetime column (it reaches the
+    SQL as the database backend adapts datetimes). Rows become model instances, with their related objects,
+    as Django's own iteration makes them; a values_list queryset gives tuples, converted as Django converts
+    them."""
 
     MARKER = -7_340_032_911_287_051  # an id no row has; argument i's markers count down from MARKER - 1000 i
+    MOMENT_MARKER = datetime(1970, 1, 1, tzinfo=UTC)  # argument i's marker is i + 1 microseconds later
     MAX_LIST = 16
 
     def __init__(self, build: Callable[..., QuerySet[M]]) -> None:
@@ -51,14 +55,21 @@ class PreparedRead(Generic[M]):
 
     def _rows(self, ids: tuple[Any, ...], using: str, *, first: bool) -> list[Any]:
         lists = [list(i) if isinstance(i, list | tuple | set | frozenset) else None for i in ids]
-        shape = tuple(None if i is None else len(i) for i in lists)
-        if any(n is not None and not 0 < n <= self.MAX_LIST for n in shape):
+        shape = tuple(
+            _MOMENT if isinstance(one, datetime) else None if listed is None else len(listed)
+            for listed, one in zip(lists, ids, strict=True)
+        )
+        if any(isinstance(n, int) and not 0 < n <= self.MAX_LIST for n in shape):
             queryset = self._build(*ids).using(using)
             return list(queryset[:1] if first else queryset)
         read = self._compiled(using, shape)
+        adapt = read.compiler.connection.ops.adapt_datetimefield_value
         values: list[Any] = []
         for listed, one in zip(lists, ids, strict=True):
-            values += [one] if listed is None else listed
+            if isinstance(one, datetime):
+                values.append(adapt(one))
+            else:
+                values += [one] if listed is None else listed
         params = list(read.params)
         for position, index in read.positions:
             params[position] = values[index]
@@ -77,13 +88,17 @@ class PreparedRead(Generic[M]):
             objects.append(obj)
         return objects
 
-    def _compiled(self, using: str, shape: tuple[int | None, ...]) -> _Compiled:
+    def _compiled(self, using: str, shape: tuple[int | str | None, ...]) -> _Compiled:
         if len(shape) != self._arity:
-            raise TypeError(f"this prepared read takes {self._arity} ids, not {len(shape)}")
+            raise TypeError(f"this prepared read takes {self._arity} arguments, not {len(shape)}")
         cache = self._local.__dict__.setdefault("compiled", {})
         if (using, shape) not in cache:
             arguments = [
-                self.MARKER - 1000 * i if n is None else [self.MARKER - 1000 * i - j for j in range(n)]
+                self.MARKER - 1000 * i
+                if n is None
+                else self.MOMENT_MARKER + timedelta(microseconds=i + 1)
+                if n == _MOMENT
+                else [self.MARKER - 1000 * i - j for j in range(n)]
                 for i, n in enumerate(shape)
             ]
             markers = [m for a in arguments for m in (a if isinstance(a, list) else [a])]
@@ -92,16 +107,20 @@ class PreparedRead(Generic[M]):
         return cache[using, shape]
 
 
+_MOMENT = "moment"  # in a read's shape: this argument is a datetime
+
+
 class _Compiled:
     """What PreparedRead works out once: the SQL, where its ids go, and how a row becomes objects (the
     columns' converters, the main model's fields, the related objects' populators) or a tuple."""
 
-    def __init__(self, queryset: QuerySet, compiler: Any, markers: list[int]) -> None:
+    def __init__(self, queryset: QuerySet, compiler: Any, markers: list[int | datetime]) -> None:
         self.compiler = compiler
         self.sql, params = compiler.as_sql()
         self.params = tuple(params)
-        index = {marker: i for i, marker in enumerate(markers)}
-        self.positions = [(i, index[p]) for i, p in enumerate(params) if isinstance(p, int) and p in index]
+        adapt = compiler.connection.ops.adapt_datetimefield_value
+        index = {adapt(m) if isinstance(m, datetime) else m: i for i, m in enumerate(markers)}
+        self.positions = [(i, index[p]) for i, p in enumerate(params) if _is_marker(p, index)]
         if sorted({marker for _, marker in self.positions}) != list(range(len(markers))):
             raise ValueError("every id of a prepared read must reach its SQL as a parameter")
         self.converters = compiler.get_converters([s[0] for s in compiler.select[: compiler.col_count]])
@@ -119,6 +138,13 @@ class _Compiled:
         self.start, self.end = info["select_fields"][0], info["select_fields"][-1] + 1
         self.names = [column[0].target.attname for column in compiler.select[self.start : self.end]]
         self.populators = get_related_populators(info, compiler.select, compiler.using)
+
+
+def _is_marker(param: Any, markers: dict[Any, int]) -> bool:
+    try:
+        return not isinstance(param, bool) and param in markers  # True == 1, but is never an argument
+    except TypeError:  # an unhashable parameter (a list for an array column) is no argument either
+        return False
 
 
 def get_dag_run(*, tenant: Tenant | int, dag_id: str, run_id: str) -> DagRun:

@@ -1714,6 +1714,13 @@ def _remaining(backfill: Backfill) -> int:
     return max(len(backfill.planned) - backfill.next_index, 0)
 
 
+_OPEN_BACKFILLS = queries.PreparedRead(  # every scheduling pass reads it
+    lambda tenant_id: (
+        Backfill.objects.for_tenant(tenant_id).filter(completed_at__isnull=True).values_list("pk")
+    )
+)
+
+
 def create_backfill_runs(tenant: Tenant, now: datetime | None = None) -> int:
     """The scheduler's part of backfills: for each of the tenant's backfills that is not completed, create
     (or reprocess) its next runs while fewer than its max_active_runs are queued or running, and complete
@@ -1722,10 +1729,7 @@ def create_backfill_runs(tenant: Tenant, now: datetime | None = None) -> int:
     backfill is handled under a row lock that others skip."""
     now = now or timezone.now()
     handled = 0
-    open_ids = list(
-        Backfill.objects.for_tenant(tenant).filter(completed_at__isnull=True).values_list("pk", flat=True)
-    )
-    for backfill_id in open_ids:
+    for (backfill_id,) in _OPEN_BACKFILLS.all(tenant.pk):
         with transaction.atomic():
             backfill = (
                 Backfill.objects.select_for_update(skip_locked=True, of=("self",))

@@ -754,6 +754,32 @@ def test_a_prepared_read_gives_what_the_orm_gives_without_compiling_again(tenant
         PreparedRead(lambda pk: TaskInstance.objects.filter(pk=1)).get(1)
 
 
+def test_a_prepared_read_takes_moments_as_the_database_compares_them(tenant) -> None:
+    from zoneinfo import ZoneInfo
+
+    from scheduler.queries import PreparedRead
+
+    run = make_run(tenant, etl_dag())
+    ti = queue_one(run, "extract")
+    since = PreparedRead(
+        lambda tenant_id, moment: (
+            TaskInstance.objects.for_tenant(tenant_id).filter(queued_at__gte=moment).values_list("pk")
+        )
+    )
+    assert since.all(tenant.pk, ti.queued_at) == [(ti.pk,)]
+    assert since.all(tenant.pk, ti.queued_at + dt.timedelta(microseconds=1)) == []  # swapped in, exactly
+    assert since.all(tenant.pk, ti.queued_at.astimezone(ZoneInfo("Asia/Kolkata"))) == [(ti.pk,)]  # an instant
+    assert since.all(tenant.pk + 1, ti.queued_at) == []
+    between = PreparedRead(
+        lambda run_id, start, end: TaskInstance.objects.filter(
+            dag_run_id=run_id, queued_at__gt=start, queued_at__lte=end
+        ).order_by("pk")
+    )
+    second = dt.timedelta(seconds=1)
+    assert [t.pk for t in between.all(run.pk, ti.queued_at - second, ti.queued_at)] == [ti.pk]
+    assert between.all(run.pk, ti.queued_at, ti.queued_at + second) == []  # each moment in its own place
+
+
 def test_a_prepared_read_of_several_ids_gives_every_row_and_values_as_the_orm_does(tenant) -> None:
     from django.db.models import Count, Max
 
