@@ -9,6 +9,7 @@ bundle uploaded) — never a fixed sleep on the critical path.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Min, Q, Sum
+from django.db.models import Count, Min, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -340,10 +341,8 @@ def queue_ready(tenant: Tenant, executor: Executor, limit: int = 1024) -> Queued
     their limit, a few more than there is room for. Reading every scheduled task instance on every pass
     would cost a busy tenant more than the queueing itself."""
     free = executor.free_slots()
-    tis = TaskInstance.objects.for_tenant(tenant)
-    ready = tis.filter(state=TIState.SCHEDULED, dag_run__state=DagRunState.RUNNING)
     if free == 0:
-        return Queued([], executor_full=ready.exists())
+        return Queued([], executor_full=_ready(tenant.pk).exists())
     with transaction.atomic():
         usage = _slot_usage(tenant)
         tenant_free = tenant.max_active_tasks - usage.active
@@ -354,12 +353,10 @@ def queue_ready(tenant: Tenant, executor: Executor, limit: int = 1024) -> Queued
         full_runs = [pk for pk, cap in run_limits.items() if usage.per_run[pk] >= cap]
         if room <= 0 or not open_pools:
             return Queued([], active=usage.active)
-        candidates = list(
-            ready.filter(pool__in=open_pools)
-            .exclude(dag_run_id__in=full_runs)
-            .select_for_update(skip_locked=True, of=("self",))
-            .only("pk", "dag_run_id", "pool", "pool_slots", "priority_weight")
-            .order_by("-priority_weight", "pk")[: min(limit, room + CANDIDATE_MARGIN)]
+        wanted = min(limit, room + CANDIDATE_MARGIN)
+        read = _candidates(1 << (wanted - 1).bit_length(), excluding=bool(full_runs))
+        candidates = (
+            read.all(tenant.pk, open_pools, full_runs) if full_runs else read.all(tenant.pk, open_pools)
         )
         chosen: list[TaskInstance] = []
         executor_full = False
@@ -391,6 +388,33 @@ def queue_ready(tenant: Tenant, executor: Executor, limit: int = 1024) -> Queued
 # How many candidates queue_ready reads beyond the room it has: some may still not fit (a pool with fewer
 # free slots than their pool_slots, a run that reaches its limit on the way).
 CANDIDATE_MARGIN = 64
+
+
+def _ready(tenant_id: int) -> QuerySet[TaskInstance]:
+    return TaskInstance.objects.for_tenant(tenant_id).filter(
+        state=TIState.SCHEDULED, dag_run__state=DagRunState.RUNNING
+    )
+
+
+@functools.cache
+def _candidates(limit: int, *, excluding: bool) -> PreparedRead[TaskInstance]:
+    """queue_ready's read of ready task instances in open pools (and, `excluding`, not of full runs), highest
+    priority first, locked: prepared per LIMIT, a power of two (a few more rows than needed are read)."""
+
+    def locked(ready: QuerySet[TaskInstance]) -> QuerySet[TaskInstance]:
+        return (
+            ready.select_for_update(skip_locked=True, of=("self",))
+            .only("pk", "dag_run_id", "pool", "pool_slots", "priority_weight")
+            .order_by("-priority_weight", "pk")[:limit]
+        )
+
+    if excluding:
+        return PreparedRead(
+            lambda tenant_id, pools, full_runs: locked(
+                _ready(tenant_id).filter(pool__in=pools).exclude(dag_run_id__in=full_runs)
+            )
+        )
+    return PreparedRead(lambda tenant_id, pools: locked(_ready(tenant_id).filter(pool__in=pools)))
 
 
 @dataclass

@@ -29,9 +29,9 @@ class PreparedRead(Generic[M]):
     every scheduling pass make, that costs several times what the database spends answering them.
     `build(*args)` gives the queryset; it is compiled once with marker arguments, and each read swaps its
     arguments in for the markers. So each argument must reach the SQL as a parameter unchanged: an id
-    compared for equality, a list of ids compared with __in (compiled once per length up to MAX_LIST, longer
-    or empty ones go through the ORM), or an aware datetime compared with a datetime column (it reaches the
-    SQL as the database backend adapts datetimes). Rows become model instances, with their related objects,
+    compared for equality, a list of ids or of names compared with __in (compiled once per length up to
+    MAX_LIST, longer or empty ones go through the ORM), or an aware datetime compared with a datetime column
+    (it reaches the SQL as the database backend adapts datetimes). Rows become model instances, with their related objects,
     as Django's own iteration makes them; a values_list queryset gives tuples, converted as Django converts
     them."""
 
@@ -55,11 +55,8 @@ class PreparedRead(Generic[M]):
 
     def _rows(self, ids: tuple[Any, ...], using: str, *, first: bool) -> list[Any]:
         lists = [list(i) if isinstance(i, list | tuple | set | frozenset) else None for i in ids]
-        shape = tuple(
-            _MOMENT if isinstance(one, datetime) else None if listed is None else len(listed)
-            for listed, one in zip(lists, ids, strict=True)
-        )
-        if any(isinstance(n, int) and not 0 < n <= self.MAX_LIST for n in shape):
+        shape = tuple(_shape_of(listed, one) for listed, one in zip(lists, ids, strict=True))
+        if any(_listed(n) is not None and not 0 < _listed(n) <= self.MAX_LIST for n in shape):
             queryset = self._build(*ids).using(using)
             return list(queryset[:1] if first else queryset)
         read = self._compiled(using, shape)
@@ -88,33 +85,56 @@ class PreparedRead(Generic[M]):
             objects.append(obj)
         return objects
 
-    def _compiled(self, using: str, shape: tuple[int | str | None, ...]) -> _Compiled:
+    def _compiled(self, using: str, shape: tuple[Any, ...]) -> _Compiled:
         if len(shape) != self._arity:
             raise TypeError(f"this prepared read takes {self._arity} arguments, not {len(shape)}")
         cache = self._local.__dict__.setdefault("compiled", {})
         if (using, shape) not in cache:
-            arguments = [
-                self.MARKER - 1000 * i
-                if n is None
-                else self.MOMENT_MARKER + timedelta(microseconds=i + 1)
-                if n == _MOMENT
-                else [self.MARKER - 1000 * i - j for j in range(n)]
-                for i, n in enumerate(shape)
-            ]
+            arguments = [self._marker(i, n) for i, n in enumerate(shape)]
             markers = [m for a in arguments for m in (a if isinstance(a, list) else [a])]
             queryset = self._build(*arguments)
             cache[using, shape] = _Compiled(queryset, queryset.query.get_compiler(using=using), markers)
         return cache[using, shape]
 
+    def _marker(self, i: int, shape: Any) -> Any:
+        """Argument i's marker: ids count down from MARKER - 1000 i, names hold a NUL (no stored name
+        does), a moment is i + 1 microseconds after MOMENT_MARKER."""
+        if shape is None:
+            return self.MARKER - 1000 * i
+        if shape == _MOMENT:
+            return self.MOMENT_MARKER + timedelta(microseconds=i + 1)
+        if isinstance(shape, tuple):
+            return [f"\x00marker {i} {j}" for j in range(shape[1])]
+        return [self.MARKER - 1000 * i - j for j in range(shape)]
 
-_MOMENT = "moment"  # in a read's shape: this argument is a datetime
+
+# A read's shape has, per argument: None (an id), _MOMENT (a datetime), n (a list of n ids) or (_NAMES, n).
+_MOMENT = "moment"
+_NAMES = "names"
+
+
+def _shape_of(listed: list | None, one: Any) -> Any:
+    if isinstance(one, datetime):
+        return _MOMENT
+    if listed is None:
+        return None
+    if listed and all(isinstance(item, str) for item in listed):
+        return (_NAMES, len(listed))
+    return len(listed)
+
+
+def _listed(shape: Any) -> int | None:
+    """How many items a list argument has (None for an id or a moment)."""
+    if isinstance(shape, tuple):
+        return shape[1]
+    return shape if isinstance(shape, int) else None
 
 
 class _Compiled:
     """What PreparedRead works out once: the SQL, where its ids go, and how a row becomes objects (the
     columns' converters, the main model's fields, the related objects' populators) or a tuple."""
 
-    def __init__(self, queryset: QuerySet, compiler: Any, markers: list[int | datetime]) -> None:
+    def __init__(self, queryset: QuerySet, compiler: Any, markers: list[Any]) -> None:
         self.compiler = compiler
         self.sql, params = compiler.as_sql()
         self.params = tuple(params)

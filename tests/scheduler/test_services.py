@@ -780,6 +780,20 @@ def test_a_prepared_read_takes_moments_as_the_database_compares_them(tenant) -> 
     assert between.all(run.pk, ti.queued_at, ti.queued_at + second) == []  # each moment in its own place
 
 
+def test_a_prepared_read_takes_lists_of_names(tenant) -> None:
+    from scheduler.queries import PreparedRead
+
+    run = make_run(tenant, etl_dag())
+    by_task = PreparedRead(
+        lambda run_id, task_ids: TaskInstance.objects.filter(
+            dag_run_id=run_id, task_id__in=task_ids
+        ).values_list("task_id")
+    )
+    for task_ids in (["load"], ["extract", "load"], ["load", "nowhere"], [], ["x"] * 20):
+        expected = sorted({t for t in task_ids if t in ("extract", "load", "transform")})
+        assert sorted(t for (t,) in by_task.all(run.pk, task_ids)) == expected
+
+
 def test_a_prepared_read_of_several_ids_gives_every_row_and_values_as_the_orm_does(tenant) -> None:
     from django.db.models import Count, Max
 
