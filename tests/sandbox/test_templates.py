@@ -174,7 +174,8 @@ def test_an_idle_template_is_stopped(bundle, monkeypatch):
     monkeypatch.setattr(templates, "TEMPLATE_IDLE_S", 0.0)
     templates._stop_idle()
     deadline = time.monotonic() + 10
-    while pid_alive(imported) and time.monotonic() < deadline:
+    # Its process ends, then this process's reader sees the end of its socket.
+    while (pid_alive(imported) or template.alive) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not pid_alive(imported) and not template.alive
 
