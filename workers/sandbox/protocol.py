@@ -48,9 +48,13 @@ class RemoteError(Exception):
         self.type_name = type_name
 
 
+# One encoder for every message: json.dumps with separators builds a new one each call.
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def encode(message: dict[str, Any]) -> bytes:
     """One message as a JSON line (JSON never contains a raw newline)."""
-    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+    return _compact(message).encode() + b"\n"
 
 
 def decode(line: bytes) -> dict[str, Any]:
@@ -119,7 +123,7 @@ def _sdk_exception(type_name: str) -> type[Exception] | None:
 
 def send_control(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
     """Send one control datagram, with file descriptors when given."""
-    data = json.dumps(message, separators=(",", ":")).encode()
+    data = _compact(message).encode()
     if fds:
         socket.send_fds(sock, [data], fds)
     else:

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import pkgutil
-import selectors
+import select
 import signal
 import socket
 import sys
@@ -85,20 +85,24 @@ class ForkServer:
 
     def __init__(self, ctl: socket.socket) -> None:
         self.ctl = ctl
-        self.sel = selectors.DefaultSelector()
+        # epoll itself rather than a selector: a template runs this loop between forks, and every page it
+        # touches then is copied from the task processes that share it.
+        self.poll = select.epoll()
         self.children: dict[int, tuple[int, int]] = {}  # job id -> (pid, pidfd)
+        self.jobs: dict[int, int] = {}  # pidfd -> job id
 
     def serve(self) -> None:
         """Run until the parent closes the control socket."""
-        self.sel.register(self.ctl, selectors.EVENT_READ, None)
+        ctl = self.ctl.fileno()
+        self.poll.register(ctl, select.EPOLLIN)
         while True:
-            for key, _events in self.sel.select():
-                if key.data is None:
+            for fd, _events in self.poll.poll():
+                if fd == ctl:
                     if not self._handle_request():
                         self._shutdown()
                         return
                 else:
-                    self._reap(key.data)
+                    self._reap(self.jobs.pop(fd))
 
     def _handle_request(self) -> bool:
         try:
@@ -147,7 +151,8 @@ class ForkServer:
         for fd in fds:
             os.close(fd)
         pidfd = os.pidfd_open(pid)
-        self.sel.register(pidfd, selectors.EVENT_READ, job)
+        self.poll.register(pidfd, select.EPOLLIN)
+        self.jobs[pidfd] = job
         self.children[job] = (pid, pidfd)
         self._send({"event": "started", "job": job, "pid": pid})
 
@@ -159,7 +164,7 @@ class ForkServer:
 
     def _reap(self, job: int) -> None:
         pid, pidfd = self.children.pop(job)
-        self.sel.unregister(pidfd)
+        self.poll.unregister(pidfd)
         os.close(pidfd)
         # The exited child is a zombie until reaped, so its pid (= its process group id) cannot have been
         # reused: whatever is left in its group (background processes, a fork bomb) dies with it.
