@@ -20,8 +20,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Q
 from django.utils import timezone
 
 from scheduler import evaluation, events, queries, wakeup
@@ -416,10 +415,10 @@ def _apply(run: DagRun, spec: DagSpec, decisions: Decisions, now: datetime) -> N
     for change in decisions.changes:
         groups[(change.old_state, change.new_state, change.new_map_index)].append(change)
     for (old, new, new_map_index), changes in groups.items():
-        fields: dict[str, Any] = _fields_for(new, now)
+        fields, computed = _fields_for(new, now)
         if new_map_index is not None:
             fields["map_index"] = new_map_index
-        moved = _transition_many([c.pk for c in changes], old, new, **fields)
+        moved = _transition_many([c.pk for c in changes], old, new, computed=computed, **fields)
         if moved != len(changes):
             logger.info(
                 "some task instances changed state while the run was evaluated",
@@ -453,12 +452,14 @@ def _index(change: evaluation.TIChange) -> int:
     return change.map_index if change.new_map_index is None else change.new_map_index
 
 
-def _fields_for(state: str, now: datetime) -> dict[str, Any]:
+def _fields_for(state: str, now: datetime) -> tuple[dict[str, Any], dict[str, tuple[str, list[Any]]]]:
+    """What a bulk move to `state` sets: plain fields, and computed ones (see update_row). A finished task
+    instance ends now and keeps its start (one that never started starts as it ends)."""
     if state in FINISHED:
-        return {"end_date": now, "start_date": Coalesce(F("start_date"), Value(now))}
+        return {"end_date": now}, {"start_date": ("COALESCE({start_date}, %s)", [now])}
     if state == S.SCHEDULED:
-        return {"next_retry_at": None}
-    return {}
+        return {"next_retry_at": None}, {}
+    return {}, {}
 
 
 def _transition_many(
@@ -470,17 +471,12 @@ def _transition_many(
     **fields: Any,
 ) -> int:
     """transition() for many rows read in the same state: legal per the state machine, fenced on `old`;
-    returns how many moved (fewer when someone moved some first). `computed` as in update_row; fields that
-    are ORM expressions go through the ORM's compiler."""
+    returns how many moved (fewer when someone moved some first). `computed` as in update_row."""
     if new != old and new not in ALLOWED[TIState(old)]:
         raise InvalidTransition(old, new)
     ids = [pk for pk in pks if pk is not None]
     if not ids:
         return 0
-    if any(hasattr(value, "resolve_expression") for value in fields.values()):
-        if computed:
-            raise ValueError("computed fields and ORM expressions do not mix")
-        return TaskInstance.objects.filter(pk__in=ids, state=old).update(state=new, **fields)
     return update_row(TaskInstance, {"id": ids, "state": old}, {"state": new, **fields}, computed)
 
 
@@ -789,10 +785,11 @@ def _skip_for_outcome(run: DagRun, ti: TaskInstance, outcome: dict) -> None:
         )
     )
     published = []
+    fields, computed = _fields_for(S.SKIPPED, timezone.now())
     for old in (S.NONE, S.SCHEDULED):
         rows = [r for r in targets if r[3] == old]
         if rows:
-            _transition_many([r[0] for r in rows], old, S.SKIPPED, **_fields_for(S.SKIPPED, timezone.now()))
+            _transition_many([r[0] for r in rows], old, S.SKIPPED, computed=computed, **fields)
             published += [ti_event(run, r[1], r[2], S.SKIPPED, r[4]) for r in rows]
     events.publish_on_commit(published)
 
@@ -1355,8 +1352,9 @@ def set_task_instance_state(
             .select_for_update(of=("self",))
             .order_by("task_id", "map_index")
         )
+        finished, computed = _fields_for(state, now)
         fields = {
-            **_fields_for(state, now),
+            **finished,
             "next_retry_at": None,
             "trigger": None,
             "trigger_timeout_at": None,
@@ -1367,7 +1365,7 @@ def set_task_instance_state(
         for target in targets:
             by_state[target.state].append(target)
         for old, group in by_state.items():
-            _transition_many([t.pk for t in group], old, state, **fields)
+            _transition_many([t.pk for t in group], old, state, computed=computed, **fields)
         published = [ti_event(run, t.task_id, t.map_index, state, t.try_number) for t in targets]
         marked = {t.pk for t in targets}
         resumed = list(
@@ -1479,10 +1477,11 @@ def _mark(run: DagRun, tis: list[TaskInstance], state: str, now: datetime) -> li
     for ti in tis:
         if state in ALLOWED[TIState(ti.state)]:
             by_state[ti.state].append(ti)
-    fields = {**_fields_for(state, now), "next_retry_at": None, "trigger": None, "next_method": ""}
+    finished, computed = _fields_for(state, now)
+    fields = {**finished, "next_retry_at": None, "trigger": None, "next_method": ""}
     published = []
     for old, group in by_state.items():
-        _transition_many([ti.pk for ti in group], old, state, **fields)
+        _transition_many([ti.pk for ti in group], old, state, computed=computed, **fields)
         published += [ti_event(run, ti.task_id, ti.map_index, state, ti.try_number) for ti in group]
     return published
 

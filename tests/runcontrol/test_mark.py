@@ -102,6 +102,9 @@ def test_mark_run_failed_fails_running_and_skips_pending_tasks(tenant) -> None:
     assert states_of(run) == {"a": "failed", "b": "skipped", "c": "skipped", "d": "skipped"}
     services.finish_task_instance(running, {"state": "success"})  # the killed try's report is ignored
     assert ti(run, "a").state == TIState.FAILED
+    # The running one keeps its start; those that never started start as they end.
+    assert ti(run, "a").start_date == running.start_date and ti(run, "a").end_date > running.start_date
+    assert all(ti(run, t).start_date == ti(run, t).end_date is not None for t in "bcd")
 
 
 def test_mark_run_success_lets_unfinished_teardowns_run_first(tenant) -> None:
