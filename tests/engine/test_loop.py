@@ -508,10 +508,10 @@ def test_a_thread_running_tries_back_to_back_checks_its_connection_once_a_second
     monkeypatch.setattr(executors, "_connections_checked", threading.local())
     query()
     if connection.vendor == "sqlite":  # CONN_MAX_AGE 0: the connection is still replaced before every try
-        opened = id(connection.connection)
+        opened = connection.connection  # held: a new connection cannot take its place in memory (and id)
         executors.check_connections()
         query()
-        assert id(connection.connection) != opened
+        assert connection.connection is not opened
         return
     executors.check_connections()  # the first try of the thread: Django's health check, on first use
     query()
