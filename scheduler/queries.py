@@ -44,19 +44,32 @@ class PreparedRead(Generic[M]):
         self._arity = len(inspect.signature(build).parameters)
         self._local = threading.local()
 
-    def get(self, *ids: Any, using: str = "default") -> M | None:
-        """The first row the queryset gives for `ids`, or None."""
-        rows = self._rows(ids, using, first=True)
+    def get(self, *ids: Any, using: str = "default", after: tuple[str, list[Any]] | None = None) -> M | None:
+        """The first row the queryset gives for `ids`, or None.
+
+        `after` is an UPDATE (SQL and parameters) of the rows of the table the read starts from: the read
+        then sees the rows as the UPDATE left them, and only those. On PostgreSQL that is one statement (the
+        UPDATE in a WITH clause named after the table, whose RETURNING rows the read takes for the table's);
+        elsewhere the UPDATE runs first, and nothing is read when it changed no row."""
+        rows = self._rows(ids, using, first=True, after=after)
         return rows[0] if rows else None
 
     def all(self, *ids: Any, using: str = "default") -> list[Any]:
         """Every row the queryset gives for `ids`."""
         return self._rows(ids, using, first=False)
 
-    def _rows(self, ids: tuple[Any, ...], using: str, *, first: bool) -> list[Any]:
+    def _rows(
+        self, ids: tuple[Any, ...], using: str, *, first: bool, after: tuple[str, list[Any]] | None = None
+    ) -> list[Any]:
         lists = [list(i) if isinstance(i, list | tuple | set | frozenset) else None for i in ids]
         shape = tuple(_shape_of(listed, one) for listed, one in zip(lists, ids, strict=True))
+        connection = connections[using]
+        together = after is not None and connection.vendor == "postgresql"
+        if after is not None and not together and not _changed_rows(connection, after):
+            return []
         if any(_listed(n) is not None and not 0 < _listed(n) <= self.MAX_LIST for n in shape):
+            if together:
+                raise ValueError("a read after an UPDATE takes ids and lists of at most MAX_LIST items")
             queryset = self._build(*ids).using(using)
             return list(queryset[:1] if first else queryset)
         read = self._compiled(using, shape)
@@ -70,8 +83,11 @@ class PreparedRead(Generic[M]):
         params = list(read.params)
         for position, index in read.positions:
             params[position] = values[index]
-        with connections[using].cursor() as cursor:
-            cursor.execute(read.sql, params)
+        sql = read.sql
+        if together:
+            sql, params = read.after(*after), [*after[1], *params]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
             rows = cursor.fetchmany(1) if first else cursor.fetchall()
         if read.converters:
             rows = list(read.compiler.apply_converters(rows, read.converters))
@@ -144,6 +160,7 @@ class _Compiled:
         if sorted({marker for _, marker in self.positions}) != list(range(len(markers))):
             raise ValueError("every id of a prepared read must reach its SQL as a parameter")
         self.converters = compiler.get_converters([s[0] for s in compiler.select[: compiler.col_count]])
+        self.table = compiler.connection.ops.quote_name(queryset.query.get_meta().db_table)
         self.model = None
         if queryset._iterable_class is ValuesListIterable:
             query = queryset.query
@@ -158,6 +175,19 @@ class _Compiled:
         self.start, self.end = info["select_fields"][0], info["select_fields"][-1] + 1
         self.names = [column[0].target.attname for column in compiler.select[self.start : self.end]]
         self.populators = get_related_populators(info, compiler.select, compiler.using)
+
+    def after(self, update_sql: str, _params: list[Any]) -> str:
+        """This read's SQL taking, for the table it starts from, the rows `update_sql` changes as it left
+        them: a WITH clause of the table's name hides the table from the read, not from the UPDATE in it."""
+        if not update_sql.startswith(f"UPDATE {self.table} "):
+            raise ValueError(f"a prepared read can only follow an UPDATE of {self.table}")
+        return f"WITH {self.table} AS ({update_sql} RETURNING *) {self.sql}"
+
+
+def _changed_rows(connection: Any, statement: tuple[str, list[Any]]) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(*statement)
+        return cursor.rowcount
 
 
 def _is_marker(param: Any, markers: dict[Any, int]) -> bool:

@@ -49,7 +49,7 @@ from scheduler.states import (
     RunType,
     TIState,
     transition,
-    transition_row,
+    transition_row_and_read,
     transition_run,
     update_row,
 )
@@ -586,14 +586,15 @@ def load_for_runner(ti_id: int) -> TaskInstance | None:
 
 
 def warm_up_thread() -> None:
-    """Open this thread's database connection and compile the runner's read of a task instance, and on
-    PostgreSQL have it prepared (it is run as often as the prepare threshold asks): what a worker thread
-    would otherwise do during its first task."""
+    """Open this thread's database connection and compile the start of a try, and on PostgreSQL have it
+    prepared (it is run as often as the prepare threshold asks): what a worker thread would otherwise do
+    during its first task."""
     from django.db import connection
 
     connection.ensure_connection()
     for _ in range(max(1, int(connection.settings_dict.get("OPTIONS", {}).get("prepare_threshold") or 1))):
-        _TI_FOR_RUNNER.get(_TI_FOR_RUNNER.MARKER)  # an id no row has
+        marker = _TI_FOR_RUNNER.MARKER  # an id no row has: nothing is started
+        start_task_instance(tenant_id=marker, ti_id=marker, try_number=0, hostname="", pid=None)
 
 
 def start_task_instance(
@@ -602,12 +603,14 @@ def start_task_instance(
     """queued → running for exactly this try (fenced on state and try_number); None when the message is a
     duplicate or late (the task instance is not queued for this try any more).
 
-    Every try pays for this, so it is one UPDATE that needs nothing read first (a task instance resuming
-    after a deferral keeps its try's start date; the first try's start is kept across tries), then one
-    SELECT of the task instance with its run, DAG and pinned version, which the runner goes on using."""
+    Every try pays for this, so it is one statement (on PostgreSQL; elsewhere two): an UPDATE that needs
+    nothing read first (a task instance resuming after a deferral keeps its try's start date; the first
+    try's start is kept across tries), returning the task instance with its run, DAG and pinned version,
+    which the runner goes on using. None too when its run was deleted the moment it started."""
     now = timezone.now()
-    if not transition_row(
+    ti = transition_row_and_read(
         TaskInstance,
+        _TI_FOR_RUNNER,
         ti_id,
         try_number,
         S.QUEUED,
@@ -621,10 +624,8 @@ def start_task_instance(
             "start_date": ("CASE WHEN {next_method} = '' THEN %s ELSE {start_date} END", [now]),
             "first_try_start_date": ("COALESCE({first_try_start_date}, %s)", [now]),
         },
-    ):
-        return None
-    ti = load_for_runner(ti_id)
-    if ti is None:  # its run was deleted the moment it started
+    )
+    if ti is None:
         return None
     events.publish_on_commit([ti_event(ti.dag_run, ti.task_id, ti.map_index, S.RUNNING, try_number)])
     return ti

@@ -9,6 +9,7 @@ from django.db import connections, models, router
 
 if TYPE_CHECKING:
     from scheduler.models import DagRun, TaskInstance
+    from scheduler.queries import PreparedRead
 
 
 class TIState(models.TextChoices):
@@ -123,12 +124,40 @@ def transition_row(
     """transition() for a row that was not read: one UPDATE of row `pk` (of `tenant_id`'s, when given),
     fenced on `current` and `try_number`; False if the row is not in that state and try (or not there at
     all). `fields` are plain values; `computed` ones SQL expressions (see update_row)."""
+    return update_row(model, *_fenced_move(pk, try_number, current, to, tenant_id, fields), computed) == 1
+
+
+def transition_row_and_read(
+    model: type[TaskInstance],
+    read: PreparedRead[TaskInstance],
+    pk: int,
+    try_number: int,
+    current: TIState,
+    to: TIState,
+    *,
+    tenant_id: int | None = None,
+    computed: dict[str, tuple[str, list[Any]]] | None = None,
+    **fields: Any,
+) -> TaskInstance | None:
+    """transition_row, then `read` (a PreparedRead of task instances by id) of the row as moved, in one
+    statement where the database can (see PreparedRead.get); None if the row was not moved."""
+    fence, changes = _fenced_move(pk, try_number, current, to, tenant_id, fields)
+    using = router.db_for_write(model)
+    statement = update_statement(model, fence, changes, computed, using)
+    assert statement is not None  # its fence holds no list
+    return read.get(pk, using=using, after=statement)
+
+
+def _fenced_move(
+    pk: int, try_number: int, current: TIState, to: TIState, tenant_id: int | None, fields: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(fence, fields) of the UPDATE that moves row `pk` from `current` (in try `try_number`) to `to`."""
     if to not in ALLOWED[current]:
         raise InvalidTransition(current, to)
     fence = {"id": pk, "try_number": try_number, "state": current}
     if tenant_id is not None:
         fence["tenant_id"] = tenant_id
-    return update_row(model, fence, {"state": to, **fields}, computed) == 1
+    return fence, {"state": to, **fields}
 
 
 def update_row(
@@ -144,6 +173,22 @@ def update_row(
     stands for a field's column and each %s for one of the values, prepared as the field's. Returns the
     number of rows changed."""
     using = router.db_for_write(model)
+    statement = update_statement(model, fence, fields, computed, using)
+    if statement is None:
+        return 0
+    with connections[using].cursor() as cursor:
+        cursor.execute(*statement)
+        return cursor.rowcount
+
+
+def update_statement(
+    model: type[models.Model],
+    fence: dict[str, Any],
+    fields: dict[str, Any],
+    computed: dict[str, tuple[str, list[Any]]] | None,
+    using: str,
+) -> tuple[str, list[Any]] | None:
+    """update_row's (SQL, parameters); None when a fence's list is empty (no row can match)."""
     connection = connections[using]
     meta = model._meta
     columns = _quoted_columns(model, using)
@@ -161,16 +206,14 @@ def update_row(
         field = meta.pk if name in ("pk", "id") else meta.get_field(name)
         values = value if isinstance(value, list | tuple) else [value]
         if not values:
-            return 0
+            return None
         marks = ", ".join(["%s"] * len(values))
         wheres.append(
             f"{columns[field.name]} IN ({marks})" if value is values else f"{columns[field.name]} = %s"
         )
         params += [field.get_db_prep_value(v, connection) for v in values]
     sql = f"UPDATE {connection.ops.quote_name(meta.db_table)} SET {', '.join(sets)} WHERE {' AND '.join(wheres)}"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
+    return sql, params
 
 
 @functools.lru_cache(maxsize=16)
