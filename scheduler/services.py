@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from scheduler import evaluation, events, queries, wakeup
+from scheduler import evaluation, events, queries, wakeup, xcoms
 from scheduler.evaluation import DagSpec, Decisions, PastRun, TISnapshot
 from scheduler.models import (
     DEFAULT_POOL,
@@ -49,6 +49,7 @@ from scheduler.states import (
     RunType,
     TIState,
     transition,
+    transition_and_write,
     transition_row_and_read,
     transition_run,
     update_row,
@@ -375,7 +376,7 @@ def _xcom_lengths(
     if not refs:
         return {}
     lengths: dict[tuple[str, int, str], int | None] = {}
-    xcoms = XCom.objects.filter(dag_run=run)
+    rows = XCom.objects.filter(dag_run=run)
     counted = Q()
     loaded = Q()
     for task_id, key in refs:
@@ -384,10 +385,10 @@ def _xcom_lengths(
         else:
             loaded |= Q(task_id=task_id, key=key)
     if counted:
-        for t, mi, k in xcoms.filter(counted).values_list("task_id", "map_index", "key"):
+        for t, mi, k in rows.filter(counted).values_list("task_id", "map_index", "key"):
             lengths[(t, mi, k)] = None
     if loaded:
-        for t, mi, k, value in xcoms.filter(loaded).values_list("task_id", "map_index", "key", "value"):
+        for t, mi, k, value in rows.filter(loaded).values_list("task_id", "map_index", "key", "value"):
             lengths[(t, mi, k)] = len(value) if isinstance(value, list | dict) else None
     return lengths
 
@@ -631,8 +632,12 @@ def start_task_instance(
     return ti
 
 
-def finish_task_instance(ti: TaskInstance, outcome: dict) -> TaskInstance:
+def finish_task_instance(
+    ti: TaskInstance, outcome: dict, pending_xcoms: xcoms.Pending | None = None
+) -> TaskInstance:
     """Record the outcome of a running try (SDK_SPEC.md "Outcome") and return the task instance.
+    `pending_xcoms` are the try's pushes not written yet (TaskRpcHandler's defer_xcoms): with a success
+    they are written in the same statement, else first, fenced on the try still running.
 
     success (then the branch's "followed" / short-circuit's "skip_downstream" skips), skipped, failed
     (up_for_retry with Airflow's retry delay unless fail_fast or out of tries; a history row for the try),
@@ -657,10 +662,13 @@ def finish_task_instance(ti: TaskInstance, outcome: dict) -> TaskInstance:
     # Most tries end in one fenced UPDATE, which needs no transaction; a failure (with its history row or
     # audit entry), a branch's skips and asset events are written all or nothing.
     with nullcontext() if _one_write(outcome) else transaction.atomic():
+        if pending_xcoms and state != S.SUCCESS and ti.state == S.RUNNING:
+            xcoms.store_while_running(ti, pending_xcoms)
         if ti.state != S.RUNNING:
             moved = False
         elif state == S.SUCCESS:
-            moved = transition(ti, S.SUCCESS, **common, **done)
+            writes = xcoms.writes_with_move(ti, pending_xcoms or {})
+            moved = transition_and_write(ti, S.SUCCESS, writes, **common, **done)
             if moved:
                 _skip_for_outcome(run, ti, outcome)
                 _record_asset_events(run, ti, outcome.get("asset_events") or [])

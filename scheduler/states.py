@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from django.db import connections, models, router
+from django.db import connections, models, router, transaction
 
 if TYPE_CHECKING:
     from scheduler.models import DagRun, TaskInstance
@@ -104,10 +104,54 @@ def transition(ti: TaskInstance, to: TIState, **fields: Any) -> bool:
     """
     if not transition_row(type(ti), ti.pk, ti.try_number, TIState(ti.state), to, **fields):
         return False
+    _set_moved(ti, to, fields)
+    return True
+
+
+def _set_moved(ti: TaskInstance, to: TIState, fields: dict[str, Any]) -> None:
     ti.state = to
     for name, value in fields.items():
         setattr(ti, name, value)
-    return True
+
+
+# What a statement written with a transition (transition_and_write) reads the moved row from: its id.
+MOVED = "moved"
+
+
+def transition_and_write(
+    ti: TaskInstance, to: TIState, writes: list[tuple[str, list[Any]]], **fields: Any
+) -> bool:
+    """transition(), and only if it moves the row, `writes` with it: statements (SQL, parameters) that read
+    the moved row's id FROM MOVED. On PostgreSQL all one statement (the UPDATE and each write in a WITH
+    clause); elsewhere the UPDATE, then the writes, in a transaction."""
+    if not writes:
+        return transition(ti, to, **fields)
+    model = type(ti)
+    fence, changes = _fenced_move(ti.pk, ti.try_number, TIState(ti.state), to, None, fields)
+    using = router.db_for_write(model)
+    connection = connections[using]
+    statement = update_statement(model, fence, changes, None, using)
+    assert statement is not None  # its fence holds no list
+    update_sql, params = statement
+    if connection.vendor == "postgresql":
+        pk = connection.ops.quote_name(model._meta.pk.column)
+        clauses = [f"{MOVED} AS ({update_sql} RETURNING {pk} AS id)"]
+        for n, (sql, write_params) in enumerate(writes):
+            clauses.append(f"write_{n} AS ({sql})")
+            params = [*params, *write_params]
+        with connection.cursor() as cursor:
+            cursor.execute(f"WITH {', '.join(clauses)} SELECT COUNT(*) FROM {MOVED}", params)
+            moved = cursor.fetchone()[0] == 1
+    else:
+        moved_row = f"FROM (SELECT {int(ti.pk)} AS id) AS {MOVED}"
+        with transaction.atomic(using=using), connection.cursor() as cursor:
+            cursor.execute(update_sql, params)
+            moved = cursor.rowcount == 1
+            for sql, write_params in writes if moved else []:
+                cursor.execute(sql.replace(f"FROM {MOVED}", moved_row), write_params)
+    if moved:
+        _set_moved(ti, to, fields)
+    return moved
 
 
 def transition_row(

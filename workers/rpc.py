@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import connections, router, transaction
-from django.utils import timezone
+from django.db import transaction
 
+from scheduler import xcoms
 from scheduler.models import Dag, DagRun, TaskInstance, XCom
 from scheduler.services import serialized_of
 from scheduler.states import RunType, TIState
@@ -110,12 +110,25 @@ class TaskRpcHandler:
 
     `secrets_tenant_id` lets `dags test --tenant SLUG` answer variables and connections from a real tenant
     while everything else stays in the task's own (ephemeral) tenant.
+
+    With `defer_xcoms` pushes are checked at once but kept (`pending_xcoms`) for the try's finish to write
+    with its outcome (scheduler.xcoms); any other request but a mask writes them first, so whatever the
+    child asks next sees them.
     """
 
-    def __init__(self, *, ti: TaskInstance, masker: Masker, secrets_tenant_id: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        ti: TaskInstance,
+        masker: Masker,
+        secrets_tenant_id: int | None = None,
+        defer_xcoms: bool = False,
+    ) -> None:
         self.ti = ti
         self.tenant_id = ti.tenant_id
         self.masker = masker
+        self.defer_xcoms = defer_xcoms
+        self.pending_xcoms: xcoms.Pending = {}
         self.actor = Actor.system(
             f"task {self._task_label()} of run {ti.dag_run.run_id}, try {ti.try_number}"
         )
@@ -140,12 +153,16 @@ class TaskRpcHandler:
         method = self._ops.get(op)
         if method is None:
             raise ValueError(f"unknown request {op!r}")
+        if self.pending_xcoms and op not in ("xcom_push", "mask_secret"):
+            pending, self.pending_xcoms = self.pending_xcoms, {}
+            self._store(pending)
         return method(**kwargs)
 
     # --- XCom ---------------------------------------------------------------------------------------
 
     def xcom_push(self, *, key: str, value: Any) -> None:
-        """Store an XCom of this task instance: JSON only, at most settings.TRADEWIND_XCOM_MAX_BYTES."""
+        """Store an XCom of this task instance (or keep it for the finish, deferring): JSON only, at most
+        settings.TRADEWIND_XCOM_MAX_BYTES."""
         key = _text(key, "key")
         if len(key) > XCom._meta.get_field("key").max_length:
             raise ValueError(f"XCom key {key[:50]!r}... is longer than 512 characters")
@@ -162,8 +179,14 @@ class TaskRpcHandler:
                 f"XCom {key!r} of task {label} is {size} bytes, above the limit of {limit} bytes "
                 "(TRADEWIND_XCOM_MAX_BYTES); store large data elsewhere and push a reference to it"
             )
-        if not _store_xcom_while_running(self.ti, key, value, size):
-            raise RuntimeError(f"task {label} is no longer running try {self.ti.try_number}")
+        if self.defer_xcoms:
+            self.pending_xcoms[key] = (value, size)
+        else:
+            self._store({key: (value, size)})
+
+    def _store(self, pending: xcoms.Pending) -> None:
+        if not xcoms.store_while_running(self.ti, pending):
+            raise RuntimeError(f"task {self._task_label()} is no longer running try {self.ti.try_number}")
 
     def xcom_pull(
         self, *, dag_id: str, run_id: str, task_ids: list[str], key: str, map_indexes: list[int] | None
@@ -288,42 +311,6 @@ class TaskRpcHandler:
     def _task_label(self) -> str:
         suffix = f"[{self.ti.map_index}]" if self.ti.map_index >= 0 else ""
         return f"{self.ti.dag_run.dag.dag_id}.{self.ti.task_id}{suffix}"
-
-
-def _store_xcom_while_running(ti: TaskInstance, key: str, value: Any, size: int) -> bool:
-    """Upsert one XCom of `ti` (a second push of a key replaces its value) if `ti` still runs its try; False
-    when it does not. One statement: a fence read then an insert in a transaction (bulk_create's) were four
-    round trips, and every task that returns a value pushes it."""
-    connection = connections[router.db_for_write(XCom)]
-    quote = connection.ops.quote_name
-
-    def column(model: type, name: str) -> str:
-        return quote(model._meta.get_field(name).column)
-
-    row = {
-        "tenant": ti.tenant_id,
-        "dag_run": ti.dag_run_id,
-        "task_id": ti.task_id,
-        "map_index": ti.map_index,
-        "key": key,
-        "value": value,
-        "size_bytes": size,
-        "timestamp": timezone.now(),
-    }
-    unique = ", ".join(column(XCom, name) for name in ("dag_run", "task_id", "map_index", "key"))
-    replaced = ", ".join(
-        f"{c} = EXCLUDED.{c}" for c in (column(XCom, n) for n in ("value", "size_bytes", "timestamp"))
-    )
-    sql = (
-        f"INSERT INTO {quote(XCom._meta.db_table)} ({', '.join(column(XCom, name) for name in row)}) "
-        f"SELECT {', '.join(['%s'] * len(row))} WHERE EXISTS (SELECT 1 FROM {quote(TaskInstance._meta.db_table)} "
-        f"WHERE {column(TaskInstance, 'id')} = %s AND {column(TaskInstance, 'try_number')} = %s "
-        f"AND {column(TaskInstance, 'state')} = %s) ON CONFLICT ({unique}) DO UPDATE SET {replaced}"
-    )
-    params = [XCom._meta.get_field(name).get_db_prep_save(v, connection) for name, v in row.items()]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, ti.pk, ti.try_number, TIState.RUNNING.value])
-        return cursor.rowcount > 0
 
 
 def _run_summary(run: DagRun, *, already_exists: bool) -> dict:

@@ -109,6 +109,23 @@ def test_push_from_a_try_that_is_no_longer_running_is_refused(tenant):
         handler("xcom_push", {"key": "late", "value": 1})
 
 
+def test_deferred_pushes_wait_for_the_finish_unless_the_child_asks_something_else(tenant):
+    handler = handler_for(tenant)
+    handler.defer_xcoms = True
+    stored = XCom.objects.filter(dag_run=handler.ti.dag_run, task_id="first")
+    handler("xcom_push", {"key": "return_value", "value": 1})
+    handler("xcom_push", {"key": "return_value", "value": 2})  # a second push replaces, still
+    handler("mask_secret", {"value": "hunter2"})
+    assert not stored.exists() and handler.pending_xcoms == {"return_value": (2, 1)}
+    with pytest.raises(ValueError, match="above the limit"):  # checked at once all the same
+        handler("xcom_push", {"key": "big", "value": "x" * 10**7})
+    pull = {"dag_id": "producer", "run_id": handler.ti.dag_run.run_id, "task_ids": ["first"]}
+    assert handler("xcom_pull", {**pull, "key": "return_value", "map_indexes": None}) == [
+        {"task_id": "first", "map_index": -1, "value": 2}
+    ]
+    assert handler.pending_xcoms == {} and stored.get().value == 2
+
+
 def test_pull_never_reads_another_tenants_run_even_with_the_same_ids(tenant, other_tenant):
     victim = handler_for(other_tenant)
     victim("xcom_push", {"key": "return_value", "value": "other tenant's secret"})

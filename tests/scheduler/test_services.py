@@ -14,7 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 from scheduler import events, services
-from scheduler.models import AssetDagRunQueue, AssetEvent, DagRun, TaskInstance, TaskInstanceHistory
+from scheduler.models import AssetDagRunQueue, AssetEvent, DagRun, TaskInstance, TaskInstanceHistory, XCom
 from scheduler.states import DagRunState, RunType, TIState, transition
 from tests.factories import make_dag_version, make_run
 from tests.scheduler.engine import START, drive, run_once, states_of
@@ -697,6 +697,44 @@ def test_starting_and_finishing_a_try_takes_two_statements(tenant, django_assert
         services.finish_task_instance(running, {"state": "success"})
     ti.refresh_from_db()
     assert ti.state == TIState.SUCCESS and ti.start_date == ti.first_try_start_date is not None
+
+
+def test_a_success_writes_the_tries_pending_xcoms_in_its_statement(tenant, django_assert_max_num_queries):
+    run = make_run(tenant, etl_dag())
+    ti = queue_one(run, "extract")
+    running = services.start_task_instance(
+        tenant_id=tenant.pk, ti_id=ti.pk, try_number=1, hostname="h", pid=1
+    )
+    pending = {"return_value": ({"rows": 3}, 10), "extra": ("", 2)}
+    # Elsewhere: the UPDATE and the two inserts, in a transaction (a savepoint in the test's own).
+    with django_assert_max_num_queries(1 if connection.vendor == "postgresql" else 5):
+        services.finish_task_instance(running, {"state": "success"}, pending)
+    assert one_task(tenant, run, "extract").state == TIState.SUCCESS
+    stored = dict(XCom.objects.filter(dag_run=run, task_id="extract").values_list("key", "value"))
+    assert stored == {"return_value": {"rows": 3}, "extra": ""}
+
+
+def test_pending_xcoms_of_a_try_that_no_longer_runs_are_not_written(tenant) -> None:
+    run = make_run(tenant, etl_dag())
+    ti = queue_one(run, "extract")
+    running = services.start_task_instance(
+        tenant_id=tenant.pk, ti_id=ti.pk, try_number=1, hostname="h", pid=1
+    )
+    assert transition(TaskInstance.objects.get(pk=ti.pk), TIState.FAILED)  # a user marked it meanwhile
+    services.finish_task_instance(running, {"state": "success"}, {"return_value": (1, 1)})
+    assert one_task(tenant, run, "extract").state == TIState.FAILED
+    assert not XCom.objects.filter(dag_run=run).exists()
+
+
+def test_pending_xcoms_of_a_failed_try_are_kept_as_pushed(tenant) -> None:
+    run = make_run(tenant, etl_dag(retries=1))
+    ti = queue_one(run, "extract")
+    running = services.start_task_instance(
+        tenant_id=tenant.pk, ti_id=ti.pk, try_number=1, hostname="h", pid=1
+    )
+    services.finish_task_instance(running, {"state": "failed", "error": "boom"}, {"partial": (7, 1)})
+    assert one_task(tenant, run, "extract").state == TIState.UP_FOR_RETRY
+    assert XCom.objects.get(dag_run=run, task_id="extract").value == 7
 
 
 def test_a_started_try_is_read_as_its_start_left_it(tenant) -> None:

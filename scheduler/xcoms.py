@@ -1,0 +1,82 @@
+"""Writing a running try's XComs: one upsert statement per key, fenced on the try.
+
+A worker defers a try's pushes to its finish (workers.rpc.TaskRpcHandler), where they are written in the same
+statement as the task instance's success (states.transition_and_write): the value a task returns costs no
+statement of its own, and its XCom exists exactly when its success does. Pushes of a try that ends otherwise
+are written fenced on the try still running, as they were when pushed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.db import connections, router
+from django.utils import timezone
+
+from scheduler.models import TaskInstance, XCom
+from scheduler.states import MOVED, TIState
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+# A try's pending XComs: key -> (value, size in bytes of its JSON).
+Pending = dict[str, tuple[Any, int]]
+
+_UNIQUE = ("dag_run", "task_id", "map_index", "key")
+_REPLACED = ("value", "size_bytes", "timestamp")
+
+
+def upsert(ti: TaskInstance, key: str, value: Any, size: int, *, after_move: bool) -> tuple[str, list[Any]]:
+    """(SQL, parameters) storing XCom `key` of `ti` (a second write of a key replaces its value): read FROM
+    states.MOVED when `after_move` (written with a transition), else fenced on `ti` running its try."""
+    using = router.db_for_write(XCom)
+    connection = connections[using]
+    quote = connection.ops.quote_name
+
+    def column(model: type, name: str) -> str:
+        return quote(model._meta.get_field(name).column)
+
+    row = {
+        "tenant": ti.tenant_id,
+        "dag_run": ti.dag_run_id,
+        "task_id": ti.task_id,
+        "map_index": ti.map_index,
+        "key": key,
+        "value": value,
+        "size_bytes": size,
+        "timestamp": timezone.now(),
+    }
+    params = [XCom._meta.get_field(name).get_db_prep_save(v, connection) for name, v in row.items()]
+    if after_move:
+        # WHERE: SQLite needs one to tell an upsert's ON CONFLICT from a join's ON.
+        source = f"FROM {MOVED} WHERE true"
+    else:
+        source = (
+            f"WHERE EXISTS (SELECT 1 FROM {quote(TaskInstance._meta.db_table)} "
+            f"WHERE {column(TaskInstance, 'id')} = %s AND {column(TaskInstance, 'try_number')} = %s "
+            f"AND {column(TaskInstance, 'state')} = %s)"
+        )
+        params += [ti.pk, ti.try_number, TIState.RUNNING.value]
+    unique = ", ".join(column(XCom, name) for name in _UNIQUE)
+    replaced = ", ".join(f"{c} = EXCLUDED.{c}" for c in (column(XCom, n) for n in _REPLACED))
+    sql = (
+        f"INSERT INTO {quote(XCom._meta.db_table)} ({', '.join(column(XCom, name) for name in row)}) "
+        f"SELECT {', '.join(['%s'] * len(row))} {source} ON CONFLICT ({unique}) DO UPDATE SET {replaced}"
+    )
+    return sql, params
+
+
+def store_while_running(ti: TaskInstance, pending: Mapping[str, tuple[Any, int]]) -> bool:
+    """Write `pending` if `ti` still runs its try; False (and nothing written of the rest) when it does not."""
+    connection = connections[router.db_for_write(XCom)]
+    for key, (value, size) in pending.items():
+        with connection.cursor() as cursor:
+            cursor.execute(*upsert(ti, key, value, size, after_move=False))
+            if cursor.rowcount == 0:
+                return False
+    return True
+
+
+def writes_with_move(ti: TaskInstance, pending: Mapping[str, tuple[Any, int]]) -> list[tuple[str, list[Any]]]:
+    """The statements that write `pending` with the transition of `ti` (see states.transition_and_write)."""
+    return [upsert(ti, key, value, size, after_move=True) for key, (value, size) in pending.items()]
