@@ -85,7 +85,7 @@ class PreparedRead(Generic[M]):
             params[position] = values[index]
         sql = read.sql
         if together:
-            sql, params = read.after(*after), [*after[1], *params]
+            sql, params = read.after(after[0]), [*after[1], *params]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchmany(1) if first else cursor.fetchall()
@@ -176,7 +176,7 @@ class _Compiled:
         self.names = [column[0].target.attname for column in compiler.select[self.start : self.end]]
         self.populators = get_related_populators(info, compiler.select, compiler.using)
 
-    def after(self, update_sql: str, _params: list[Any]) -> str:
+    def after(self, update_sql: str) -> str:
         """This read's SQL taking, for the table it starts from, the rows `update_sql` changes as it left
         them: a WITH clause of the table's name hides the table from the read, not from the UPDATE in it."""
         if not update_sql.startswith(f"UPDATE {self.table} "):

@@ -102,8 +102,11 @@ def transition(ti: TaskInstance, to: TIState, **fields: Any) -> bool:
 
     On success the in-memory object is updated too, so callers can go on using it.
     """
-    if not transition_row(type(ti), ti.pk, ti.try_number, TIState(ti.state), to, **fields):
-        return False
+    using, statement = _move_statement(type(ti), ti.pk, ti.try_number, TIState(ti.state), to, fields)
+    with connections[using].cursor() as cursor:
+        cursor.execute(*statement)
+        if cursor.rowcount != 1:
+            return False
     _set_moved(ti, to, fields)
     return True
 
@@ -127,12 +130,8 @@ def transition_and_write(
     if not writes:
         return transition(ti, to, **fields)
     model = type(ti)
-    fence, changes = _fenced_move(ti.pk, ti.try_number, TIState(ti.state), to, None, fields)
-    using = router.db_for_write(model)
+    using, (update_sql, params) = _move_statement(model, ti.pk, ti.try_number, TIState(ti.state), to, fields)
     connection = connections[using]
-    statement = update_statement(model, fence, changes, None, using)
-    assert statement is not None  # its fence holds no list
-    update_sql, params = statement
     if connection.vendor == "postgresql":
         pk = connection.ops.quote_name(model._meta.pk.column)
         clauses = [f"{MOVED} AS ({update_sql} RETURNING {pk} AS id)"]
@@ -154,23 +153,6 @@ def transition_and_write(
     return moved
 
 
-def transition_row(
-    model: type[TaskInstance],
-    pk: int,
-    try_number: int,
-    current: TIState,
-    to: TIState,
-    *,
-    tenant_id: int | None = None,
-    computed: dict[str, tuple[str, list[Any]]] | None = None,
-    **fields: Any,
-) -> bool:
-    """transition() for a row that was not read: one UPDATE of row `pk` (of `tenant_id`'s, when given),
-    fenced on `current` and `try_number`; False if the row is not in that state and try (or not there at
-    all). `fields` are plain values; `computed` ones SQL expressions (see update_row)."""
-    return update_row(model, *_fenced_move(pk, try_number, current, to, tenant_id, fields), computed) == 1
-
-
 def transition_row_and_read(
     model: type[TaskInstance],
     read: PreparedRead[TaskInstance],
@@ -183,25 +165,35 @@ def transition_row_and_read(
     computed: dict[str, tuple[str, list[Any]]] | None = None,
     **fields: Any,
 ) -> TaskInstance | None:
-    """transition_row, then `read` (a PreparedRead of task instances by id) of the row as moved, in one
-    statement where the database can (see PreparedRead.get); None if the row was not moved."""
-    fence, changes = _fenced_move(pk, try_number, current, to, tenant_id, fields)
-    using = router.db_for_write(model)
-    statement = update_statement(model, fence, changes, computed, using)
-    assert statement is not None  # its fence holds no list
+    """transition() for a row that was not read, then `read` (a PreparedRead of task instances by id) of the
+    row as moved, in one statement where the database can (see PreparedRead.get): the UPDATE of row `pk` (of
+    `tenant_id`'s, when given) is fenced on `current` and `try_number`; `fields` are plain values, `computed`
+    ones SQL expressions (see update_row). None if the row was not moved (or not there at all)."""
+    using, statement = _move_statement(model, pk, try_number, current, to, fields, tenant_id, computed)
     return read.get(pk, using=using, after=statement)
 
 
-def _fenced_move(
-    pk: int, try_number: int, current: TIState, to: TIState, tenant_id: int | None, fields: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(fence, fields) of the UPDATE that moves row `pk` from `current` (in try `try_number`) to `to`."""
+def _move_statement(
+    model: type[TaskInstance],
+    pk: int,
+    try_number: int,
+    current: TIState,
+    to: TIState,
+    fields: dict[str, Any],
+    tenant_id: int | None = None,
+    computed: dict[str, tuple[str, list[Any]]] | None = None,
+) -> tuple[str, tuple[str, list[Any]]]:
+    """(database alias, (SQL, parameters)) of the UPDATE that moves row `pk` from `current` (in try
+    `try_number`) to `to`, setting `fields` and `computed` (see update_row)."""
     if to not in ALLOWED[current]:
         raise InvalidTransition(current, to)
     fence = {"id": pk, "try_number": try_number, "state": current}
     if tenant_id is not None:
         fence["tenant_id"] = tenant_id
-    return fence, {"state": to, **fields}
+    using = router.db_for_write(model)
+    statement = update_statement(model, fence, {"state": to, **fields}, computed, using)
+    assert statement is not None  # its fence holds no list
+    return using, statement
 
 
 def update_row(
