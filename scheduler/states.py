@@ -126,7 +126,8 @@ def transition_and_write(
 ) -> bool:
     """transition(), and only if it moves the row, `writes` with it: statements (SQL, parameters) that read
     the moved row's id FROM MOVED. On PostgreSQL all one statement (the UPDATE and each write in a WITH
-    clause); elsewhere the UPDATE, then the writes, in a transaction."""
+    clause); elsewhere the UPDATE, then each write with MOVED a WITH clause of the row's id, in a
+    transaction."""
     if not writes:
         return transition(ti, to, **fields)
     model = type(ti)
@@ -142,12 +143,11 @@ def transition_and_write(
             cursor.execute(f"WITH {', '.join(clauses)} SELECT COUNT(*) FROM {MOVED}", params)
             moved = cursor.fetchone()[0] == 1
     else:
-        moved_row = f"FROM (SELECT {int(ti.pk)} AS id) AS {MOVED}"
         with transaction.atomic(using=using), connection.cursor() as cursor:
             cursor.execute(update_sql, params)
             moved = cursor.rowcount == 1
             for sql, write_params in writes if moved else []:
-                cursor.execute(sql.replace(f"FROM {MOVED}", moved_row), write_params)
+                cursor.execute(f"WITH {MOVED} AS (SELECT %s AS id) {sql}", [ti.pk, *write_params])
     if moved:
         _set_moved(ti, to, fields)
     return moved
