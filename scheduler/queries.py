@@ -13,7 +13,7 @@ from django.db.models import Count, Model, QuerySet
 from django.db.models.query import ModelIterable, ValuesListIterable, get_related_populators
 
 from scheduler.models import NO_MAP_INDEX, DagRun, TaskInstance
-from scheduler.states import ACTIVE, RunType
+from scheduler.states import ACTIVE, RunType, execute, writes_in_with
 from tradewind.errors import NotFound
 
 if TYPE_CHECKING:
@@ -63,9 +63,8 @@ class PreparedRead(Generic[M]):
     ) -> list[Any]:
         lists = [list(i) if isinstance(i, list | tuple | set | frozenset) else None for i in ids]
         shape = tuple(_shape_of(listed, one) for listed, one in zip(lists, ids, strict=True))
-        connection = connections[using]
-        together = after is not None and connection.vendor == "postgresql"
-        if after is not None and not together and not _changed_rows(connection, after):
+        together = after is not None and writes_in_with(using)
+        if after is not None and not together and not execute(using, after):
             return []
         if any(_listed(n) is not None and not 0 < _listed(n) <= self.MAX_LIST for n in shape):
             if together:
@@ -86,7 +85,7 @@ class PreparedRead(Generic[M]):
         sql = read.sql
         if together:
             sql, params = read.after(after[0]), [*after[1], *params]
-        with connection.cursor() as cursor:
+        with connections[using].cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchmany(1) if first else cursor.fetchall()
         if read.converters:
@@ -182,12 +181,6 @@ class _Compiled:
         if not update_sql.startswith(f"UPDATE {self.table} "):
             raise ValueError(f"a prepared read can only follow an UPDATE of {self.table}")
         return f"WITH {self.table} AS ({update_sql} RETURNING *) {self.sql}"
-
-
-def _changed_rows(connection: Any, statement: tuple[str, list[Any]]) -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(*statement)
-        return cursor.rowcount
 
 
 def _is_marker(param: Any, markers: dict[Any, int]) -> bool:

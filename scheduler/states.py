@@ -103,12 +103,23 @@ def transition(ti: TaskInstance, to: TIState, **fields: Any) -> bool:
     On success the in-memory object is updated too, so callers can go on using it.
     """
     using, statement = _move_statement(type(ti), ti.pk, ti.try_number, TIState(ti.state), to, fields)
-    with connections[using].cursor() as cursor:
-        cursor.execute(*statement)
-        if cursor.rowcount != 1:
-            return False
+    if execute(using, statement) != 1:
+        return False
     _set_moved(ti, to, fields)
     return True
+
+
+def execute(using: str, statement: tuple[str, list[Any]]) -> int:
+    """Run one statement (SQL, parameters) on database `using`; the number of rows it changed."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(*statement)
+        return cursor.rowcount
+
+
+def writes_in_with(using: str) -> bool:
+    """Whether the database runs writes inside a statement's WITH clauses (PostgreSQL does), so that a move
+    and what goes with it can be one statement; elsewhere they are run one after another."""
+    return connections[using].vendor == "postgresql"
 
 
 def _set_moved(ti: TaskInstance, to: TIState, fields: dict[str, Any]) -> None:
@@ -133,7 +144,7 @@ def transition_and_write(
     model = type(ti)
     using, (update_sql, params) = _move_statement(model, ti.pk, ti.try_number, TIState(ti.state), to, fields)
     connection = connections[using]
-    if connection.vendor == "postgresql":
+    if writes_in_with(using):
         pk = connection.ops.quote_name(model._meta.pk.column)
         clauses = [f"{MOVED} AS ({update_sql} RETURNING {pk} AS id)"]
         for n, (sql, write_params) in enumerate(writes):
@@ -210,11 +221,7 @@ def update_row(
     number of rows changed."""
     using = router.db_for_write(model)
     statement = update_statement(model, fence, fields, computed, using)
-    if statement is None:
-        return 0
-    with connections[using].cursor() as cursor:
-        cursor.execute(*statement)
-        return cursor.rowcount
+    return 0 if statement is None else execute(using, statement)
 
 
 def update_statement(

@@ -14,7 +14,7 @@ from django.db import connections, router
 from django.utils import timezone
 
 from scheduler.models import TaskInstance, XCom
-from scheduler.states import MOVED, TIState
+from scheduler.states import MOVED, TIState, execute
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -68,13 +68,11 @@ def upsert(ti: TaskInstance, key: str, value: Any, size: int, *, after_move: boo
 
 def store_while_running(ti: TaskInstance, pending: Mapping[str, tuple[Any, int]]) -> bool:
     """Write `pending` if `ti` still runs its try; False (and nothing written of the rest) when it does not."""
-    connection = connections[router.db_for_write(XCom)]
-    for key, (value, size) in pending.items():
-        with connection.cursor() as cursor:
-            cursor.execute(*upsert(ti, key, value, size, after_move=False))
-            if cursor.rowcount == 0:
-                return False
-    return True
+    using = router.db_for_write(XCom)
+    return all(
+        execute(using, upsert(ti, key, value, size, after_move=False))
+        for key, (value, size) in pending.items()
+    )
 
 
 def writes_with_move(ti: TaskInstance, pending: Mapping[str, tuple[Any, int]]) -> list[tuple[str, list[Any]]]:
