@@ -113,20 +113,19 @@ def get_template_env(dag: Any = None) -> jinja2.Environment:
     folder = _dag_folder(dag) if dag is not None else None
     if folder:
         searchpath.append(folder)
-    extra_paths = getattr(dag, "template_searchpath", None) if dag is not None else None
+    # With no DAG (None), each getattr below gives its default.
+    extra_paths = getattr(dag, "template_searchpath", None)
     if isinstance(extra_paths, str):
         searchpath.append(extra_paths)
     elif extra_paths:
         searchpath.extend(extra_paths)
     if not searchpath:
         searchpath.append(os.getcwd())
-    undefined = (
-        getattr(dag, "template_undefined", None) if dag is not None else None
-    ) or jinja2.StrictUndefined
-    user_kwargs = getattr(dag, "jinja_environment_kwargs", None) if dag is not None else None
-    native = bool(getattr(dag, "render_template_as_native_obj", False)) if dag is not None else False
-    macros = getattr(dag, "user_defined_macros", None) if dag is not None else None
-    filters = getattr(dag, "user_defined_filters", None) if dag is not None else None
+    undefined = getattr(dag, "template_undefined", None) or jinja2.StrictUndefined
+    user_kwargs = getattr(dag, "jinja_environment_kwargs", None)
+    native = bool(getattr(dag, "render_template_as_native_obj", False))
+    macros = getattr(dag, "user_defined_macros", None)
+    filters = getattr(dag, "user_defined_filters", None)
     # Identities, not values: a setting replaced or a macro added after the environment was built is seen.
     inputs = (tuple(searchpath), undefined, native, *(_identities(m) for m in (user_kwargs, macros, filters)))
     try:
