@@ -72,13 +72,17 @@ class PreparedRead(Generic[M]):
             queryset = self._build(*ids).using(using)
             return list(queryset[:1] if first else queryset)
         read = self._compiled(using, shape)
-        adapt = read.compiler.connection.ops.adapt_datetimefield_value
+        ops = read.compiler.connection.ops
         values: list[Any] = []
         for listed, one in zip(lists, ids, strict=True):
             if isinstance(one, datetime):
-                values.append(adapt(one))
+                values.append(ops.adapt_datetimefield_value(one))
             else:
-                values += [one] if listed is None else listed
+                # Ids typed as their bigint columns whatever their size (see states.db_value); names as they are.
+                values += [
+                    ops.adapt_integerfield_value(v, "BigIntegerField") if type(v) is int else v
+                    for v in ([one] if listed is None else listed)
+                ]
         params = list(read.params)
         for position, index in read.positions:
             params[position] = values[index]

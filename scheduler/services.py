@@ -10,6 +10,7 @@ fenced on the state it read), record audit entries and publish events once the t
 from __future__ import annotations
 
 import logging
+import os
 import re
 import secrets
 import threading
@@ -587,15 +588,27 @@ def load_for_runner(ti_id: int) -> TaskInstance | None:
 
 
 def warm_up_thread() -> None:
-    """Open this thread's database connection and compile the start of a try, and on PostgreSQL have it
-    prepared (it is run as often as the prepare threshold asks): what a worker thread would otherwise do
-    during its first task."""
+    """Open this thread's database connection and compile a try's start and finish (a success with and
+    without a returned value), and on PostgreSQL have them prepared: what a worker thread would otherwise do
+    during its first tasks. Each runs on an id no row has, with parameters of the types a real try's have,
+    once more than the prepare threshold: psycopg prepares a statement on the run after that many."""
     from django.db import connection
 
     connection.ensure_connection()
-    for _ in range(max(1, int(connection.settings_dict.get("OPTIONS", {}).get("prepare_threshold") or 1))):
-        marker = _TI_FOR_RUNNER.MARKER  # an id no row has: nothing is started
-        start_task_instance(tenant_id=marker, ti_id=marker, try_number=0, hostname="", pid=None)
+    marker = _TI_FOR_RUNNER.MARKER
+    for _ in range((connection.settings_dict.get("OPTIONS", {}).get("prepare_threshold") or 0) + 1):
+        start_task_instance(tenant_id=marker, ti_id=marker, try_number=0, hostname="", pid=os.getpid())
+        for pending in ({}, {"return_value": ("", 2)}):
+            run = DagRun(pk=marker, tenant_id=marker, dag=Dag(pk=marker), dag_version=DagVersion(pk=marker))
+            ti = TaskInstance(
+                pk=marker,
+                tenant_id=marker,
+                dag_run=run,
+                state=S.RUNNING,
+                try_number=0,
+                start_date=timezone.now(),
+            )
+            finish_task_instance(ti, {"state": S.SUCCESS, "rendered_fields": {}}, pending)
 
 
 def start_task_instance(

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from django.db import connections, models, router, transaction
 
 if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
     from scheduler.models import DagRun, TaskInstance
     from scheduler.queries import PreparedRead
 
@@ -239,11 +241,11 @@ def update_statement(
     for name, value in fields.items():
         field = meta.get_field(name)
         sets.append(f"{columns[name]} = %s")
-        params.append(field.get_db_prep_save(value, connection))
+        params.append(db_value(field, value, connection))
     for name, (template, values) in (computed or {}).items():
         field = meta.get_field(name)
         sets.append(f"{columns[name]} = {template.format(**columns)}")
-        params += [field.get_db_prep_save(value, connection) for value in values]
+        params += [db_value(field, value, connection) for value in values]
     wheres = []
     for name, value in fence.items():
         field = meta.pk if name in ("pk", "id") else meta.get_field(name)
@@ -254,9 +256,31 @@ def update_statement(
         wheres.append(
             f"{columns[field.name]} IN ({marks})" if value is values else f"{columns[field.name]} = %s"
         )
-        params += [field.get_db_prep_value(v, connection) for v in values]
+        params += [db_value(field, v, connection) for v in values]
     sql = f"UPDATE {connection.ops.quote_name(meta.db_table)} SET {', '.join(sets)} WHERE {' AND '.join(wheres)}"
     return sql, params
+
+
+def db_value(field: models.Field, value: Any, connection: BaseDatabaseWrapper) -> Any:
+    """`value` as a parameter of a statement that writes or compares `field`: field.get_db_prep_save(value),
+    with a key's int (an auto field's or a foreign key's) typed as its column, as Django types the other
+    integer fields' ints. Django leaves a key's int to psycopg, which types it by its size (smallint up to
+    32767, then integer, then bigint); PostgreSQL prepares a statement once per parameter types, so ids of
+    each size would prepare it anew, and a warm-up with a marker id would prepare one no real id uses."""
+    value = field.get_db_prep_save(value, connection)
+    key = field.target_field if field.is_relation else field
+    column_type = _KEY_COLUMN_TYPES.get(key.get_internal_type())
+    if column_type is None or type(value) is not int:
+        return value
+    return connection.ops.adapt_integerfield_value(value, column_type)
+
+
+# The integer field whose parameters Django types as each auto field's column.
+_KEY_COLUMN_TYPES = {
+    "AutoField": "IntegerField",
+    "BigAutoField": "BigIntegerField",
+    "SmallAutoField": "SmallIntegerField",
+}
 
 
 @functools.lru_cache(maxsize=16)

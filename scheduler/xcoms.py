@@ -14,7 +14,7 @@ from django.db import connections, router
 from django.utils import timezone
 
 from scheduler.models import TaskInstance, XCom
-from scheduler.states import MOVED, TIState, execute
+from scheduler.states import MOVED, TIState, db_value, execute
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -46,7 +46,7 @@ def upsert(ti: TaskInstance, key: str, value: Any, size: int, *, after_move: boo
         "size_bytes": size,
         "timestamp": timezone.now(),
     }
-    params = [XCom._meta.get_field(name).get_db_prep_save(v, connection) for name, v in row.items()]
+    params = [db_value(XCom._meta.get_field(name), v, connection) for name, v in row.items()]
     if after_move:
         # WHERE: SQLite needs one to tell an upsert's ON CONFLICT from a join's ON.
         source = f"FROM {MOVED} WHERE true"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import os
 import secrets
 import threading
 import time
@@ -945,6 +946,37 @@ def test_postgresql_prepares_the_statements_every_try_repeats(tenant) -> None:
         and 'INNER JOIN "scheduler_dagrun"' in statement
     ]
     assert starts and max(starts) >= 1  # prepared at its second execution, since run unparsed
+
+
+def test_a_warmed_up_thread_runs_its_first_tries_on_prepared_statements(tenant) -> None:
+    """warm_up_thread prepares a try's start and its finish (a success with and without a returned value)
+    with parameters typed as a real try's: its marker id is a bigint, these ids are small ones, and the
+    worker's pid is given, not None. Both statements of each try then run prepared; nothing new is prepared."""
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's (CI runs the suite on PostgreSQL)")
+
+    def executions() -> dict[str, int]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT name, generic_plans + custom_plans FROM pg_prepared_statements AS p"
+                " WHERE p.statement NOT LIKE '%%pg_prepared_statements AS p%%'"  # once prepared, this one too
+            )
+            return dict(cursor.fetchall())
+
+    services.warm_up_thread()
+    run = make_run(tenant, etl_dag())
+    for task_id, pending in (("extract", {"return_value": ("rows", 6)}), ("transform", {})):
+        ti = queue_one(run, task_id)
+        before = executions()
+        running = services.start_task_instance(
+            tenant_id=tenant.pk, ti_id=ti.pk, try_number=1, hostname="h", pid=os.getpid()
+        )
+        services.finish_task_instance(running, {"state": "success", "rendered_fields": {}}, pending)
+        after = executions()
+        assert set(after) == set(before)
+        assert sum(after.values()) - sum(before.values()) == 2
+    assert one_task(tenant, run, "transform").state == TIState.SUCCESS
+    assert XCom.objects.get(dag_run=run, task_id="extract").value == "rows"
 
 
 def test_a_resumed_try_keeps_its_start_dates_and_json_fields_round_trip(tenant) -> None:
