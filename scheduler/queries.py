@@ -29,9 +29,10 @@ class PreparedRead(Generic[M]):
     every scheduling pass make, that costs several times what the database spends answering them.
     `build(*args)` gives the queryset; it is compiled once with marker arguments, and each read swaps its
     arguments in for the markers. So each argument must reach the SQL as a parameter unchanged: an id
-    compared for equality, a list of ids or of names compared with __in (compiled once per length up to
-    MAX_LIST, longer or empty ones go through the ORM), or an aware datetime compared with a datetime column
-    (it reaches the SQL as the database backend adapts datetimes). Rows become model instances, with their
+    compared for equality (bound as a bigint, as every key here is: DEFAULT_AUTO_FIELD), a list of ids or of
+    names compared with __in (compiled once per length up to MAX_LIST, longer or empty ones go through the
+    ORM), or an aware datetime compared with a datetime column (it reaches the SQL as the database backend
+    adapts datetimes). Rows become model instances, with their
     related objects, as Django's own iteration makes them; a values_list queryset gives tuples, converted as
     Django converts them."""
 
