@@ -57,7 +57,9 @@ def test_bench_runs_a_dag_file_on_celery_once_its_processes_are_ready(processes,
     assert 0 < figures["wall_s"] < 10
     assert figures["hop_p50_ms"] is not None and figures["worker_rss_mb"] > 0
     assert set(figures["cpu_ms_per_task"]) == {"scheduler", "worker", "sandbox"}
-    assert all(ms > 0 for ms in figures["cpu_ms_per_task"].values())
+    # The kernel counts CPU in 10 ms ticks: one role of three short tasks can use less than one.
+    cpu = figures["cpu_ms_per_task"].values()
+    assert all(ms >= 0 for ms in cpu) and sum(cpu) > 0
     assert not Tenant.objects.filter(slug__startswith="bench-").exists()
 
 
