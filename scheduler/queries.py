@@ -32,9 +32,8 @@ class PreparedRead(Generic[M]):
     compared for equality (bound as a bigint, as every key here is: DEFAULT_AUTO_FIELD), a list of ids or of
     names compared with __in (compiled once per length up to MAX_LIST, longer or empty ones go through the
     ORM), or an aware datetime compared with a datetime column (it reaches the SQL as the database backend
-    adapts datetimes). Rows become model instances, with their
-    related objects, as Django's own iteration makes them; a values_list queryset gives tuples, converted as
-    Django converts them."""
+    adapts datetimes). Rows become model instances, with their related objects, as Django's own iteration
+    makes them; a values_list queryset gives tuples, converted as Django converts them."""
 
     MARKER = -7_340_032_911_287_051  # an id no row has; argument i's markers count down from MARKER - 1000 i
     MOMENT_MARKER = datetime(1970, 1, 1, tzinfo=UTC)  # argument i's marker is i + 1 microseconds later
