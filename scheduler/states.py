@@ -236,7 +236,7 @@ def update_statement(
     """update_row's (SQL, parameters); None when a fence's list is empty (no row can match)."""
     connection = connections[using]
     meta = model._meta
-    columns = _quoted_columns(model, using)
+    columns = quoted_columns(model, using)
     sets, params = [], []
     for name, value in fields.items():
         field = meta.get_field(name)
@@ -284,7 +284,7 @@ _KEY_COLUMN_TYPES = {
 
 
 @functools.lru_cache(maxsize=16)
-def _quoted_columns(model: type[models.Model], using: str) -> dict[str, str]:
+def quoted_columns(model: type[models.Model], using: str) -> dict[str, str]:
     """Field name and attname -> quoted column, per model and database."""
     quote = connections[using].ops.quote_name
     fields = model._meta.concrete_fields

@@ -8,13 +8,14 @@ are written fenced on the try still running, as they were when pushed.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from django.db import connections, router
 from django.utils import timezone
 
 from scheduler.models import TaskInstance, XCom
-from scheduler.states import MOVED, TIState, db_value, execute
+from scheduler.states import MOVED, TIState, db_value, execute, quoted_columns
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 # A try's pending XComs: key -> (value, size in bytes of its JSON).
 Pending = dict[str, tuple[Any, int]]
 
+# The columns upsert writes, in its order.
+_ROW = ("tenant", "dag_run", "task_id", "map_index", "key", "value", "size_bytes", "timestamp")
 _UNIQUE = ("dag_run", "task_id", "map_index", "key")
 _REPLACED = ("value", "size_bytes", "timestamp")
 
@@ -31,39 +34,33 @@ def upsert(ti: TaskInstance, key: str, value: Any, size: int, *, after_move: boo
     states.MOVED when `after_move` (written with a transition), else fenced on `ti` running its try."""
     using = router.db_for_write(XCom)
     connection = connections[using]
-    quote = connection.ops.quote_name
+    row = (ti.tenant_id, ti.dag_run_id, ti.task_id, ti.map_index, key, value, size, timezone.now())
+    params = [db_value(XCom._meta.get_field(name), v, connection) for name, v in zip(_ROW, row, strict=True)]
+    if not after_move:
+        fence = {"id": ti.pk, "try_number": ti.try_number, "state": TIState.RUNNING.value}
+        params += [db_value(TaskInstance._meta.get_field(name), v, connection) for name, v in fence.items()]
+    return _upsert_sql(using, after_move), params
 
-    def column(model: type, name: str) -> str:
-        return quote(model._meta.get_field(name).column)
 
-    row = {
-        "tenant": ti.tenant_id,
-        "dag_run": ti.dag_run_id,
-        "task_id": ti.task_id,
-        "map_index": ti.map_index,
-        "key": key,
-        "value": value,
-        "size_bytes": size,
-        "timestamp": timezone.now(),
-    }
-    params = [db_value(XCom._meta.get_field(name), v, connection) for name, v in row.items()]
+@functools.cache
+def _upsert_sql(using: str, after_move: bool) -> str:
+    """upsert's SQL, the same for every XCom (every try that returns a value writes one)."""
+    quote = connections[using].ops.quote_name
+    xcom, ti = quoted_columns(XCom, using), quoted_columns(TaskInstance, using)
     if after_move:
         # WHERE: SQLite needs one to tell an upsert's ON CONFLICT from a join's ON.
         source = f"FROM {MOVED} WHERE true"
     else:
         source = (
             f"WHERE EXISTS (SELECT 1 FROM {quote(TaskInstance._meta.db_table)} "
-            f"WHERE {column(TaskInstance, 'id')} = %s AND {column(TaskInstance, 'try_number')} = %s "
-            f"AND {column(TaskInstance, 'state')} = %s)"
+            f"WHERE {ti['id']} = %s AND {ti['try_number']} = %s AND {ti['state']} = %s)"
         )
-        params += [ti.pk, ti.try_number, TIState.RUNNING.value]
-    unique = ", ".join(column(XCom, name) for name in _UNIQUE)
-    replaced = ", ".join(f"{c} = EXCLUDED.{c}" for c in (column(XCom, n) for n in _REPLACED))
-    sql = (
-        f"INSERT INTO {quote(XCom._meta.db_table)} ({', '.join(column(XCom, name) for name in row)}) "
-        f"SELECT {', '.join(['%s'] * len(row))} {source} ON CONFLICT ({unique}) DO UPDATE SET {replaced}"
+    unique = ", ".join(xcom[name] for name in _UNIQUE)
+    replaced = ", ".join(f"{xcom[name]} = EXCLUDED.{xcom[name]}" for name in _REPLACED)
+    return (
+        f"INSERT INTO {quote(XCom._meta.db_table)} ({', '.join(xcom[name] for name in _ROW)}) "
+        f"SELECT {', '.join(['%s'] * len(_ROW))} {source} ON CONFLICT ({unique}) DO UPDATE SET {replaced}"
     )
-    return sql, params
 
 
 def store_while_running(ti: TaskInstance, pending: Mapping[str, tuple[Any, int]]) -> bool:
