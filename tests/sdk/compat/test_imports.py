@@ -113,6 +113,13 @@ PATHS = {
     "airflow.sdk.definitions.asset": ["Asset", "AssetAlias", "AssetAll", "AssetAny"],
     "airflow.sdk.bases.operator": ["BaseOperator"],
     "airflow.sdk.bases.sensor": ["BaseSensorOperator", "PokeReturnValue"],
+    "airflow.sdk.api.datamodels._generated": [
+        "TriggerRule",
+        "DagRunState",
+        "TaskInstanceState",
+        "DagRunType",
+        "WeightRule",
+    ],
     "airflow.providers.standard.operators.empty": ["EmptyOperator"],
     "airflow.providers.standard.operators.python": [
         "PythonOperator",

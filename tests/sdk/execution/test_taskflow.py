@@ -166,6 +166,44 @@ def test_task_bash_branch_short_circuit_and_sensor(client, run):
     assert outcome["state"] == "failed" and "non-empty string" in outcome["error"]
 
 
+def test_virtualenv_and_external_python_decorators_accept_their_options_and_run_in_process(client, run):
+    # Airflow's example_branch_operator_decorator passes venv_cache_path to @task.branch_virtualenv.
+    venv = {
+        "requirements": ["numpy"],
+        "venv_cache_path": "/tmp",
+        "index_urls": ["https://x"],
+        "use_dill": True,
+    }
+    with make_dag() as dag:
+
+        @task.branch_virtualenv(task_id="venv_branch", system_site_packages=False, **venv)
+        def venv_branch() -> str:
+            return "left"
+
+        @task.branch_external_python(
+            task_id="external_branch", python="/usr/bin/python3", expect_airflow=False
+        )
+        def external_branch() -> str:
+            return "right"
+
+        @task.virtualenv(task_id="venv_task", python_version="3.11", **venv)
+        def venv_task() -> int:
+            return 7
+
+        @task.external_python(python="/usr/bin/python3", expect_pendulum=True)
+        def external_task() -> int:
+            return 8
+
+        venv_branch() >> [EmptyOperator(task_id="left"), EmptyOperator(task_id="right")]
+        external_branch() >> dag.get_task("right")
+        venv_task()
+        external_task()
+    assert run(dag, "venv_branch")["followed"] == ["left"]
+    assert run(dag, "external_branch")["followed"] == ["right"]
+    assert run(dag, "venv_task")["state"] == "success" and value(client, "venv_task") == 7
+    assert run(dag, "external_task")["state"] == "success" and value(client, "external_task") == 8
+
+
 def test_setup_and_teardown_decorators_mark_tasks():
     with make_dag() as dag:
 
