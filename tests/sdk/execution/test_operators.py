@@ -15,7 +15,15 @@ from tradewind.sdk.operators.bash import BashOperator
 from tradewind.sdk.operators.branch import BaseBranchOperator
 from tradewind.sdk.operators.empty import DummyOperator, EmptyOperator
 from tradewind.sdk.operators.latest_only import LatestOnlyOperator
-from tradewind.sdk.operators.python import BranchPythonOperator, PythonOperator, ShortCircuitOperator
+from tradewind.sdk.operators.python import (
+    BranchExternalPythonOperator,
+    BranchPythonOperator,
+    BranchPythonVirtualenvOperator,
+    ExternalPythonOperator,
+    PythonOperator,
+    PythonVirtualenvOperator,
+    ShortCircuitOperator,
+)
 from tradewind.sdk.operators.trigger_dagrun import TriggerDagRunOperator
 from tradewind.sdk.taskgroup import TaskGroup
 
@@ -114,6 +122,41 @@ def test_branch_python_operator_follows_branches_and_joins(client, run):
     assert run(dag, "to_none")["followed"] == []
     invalid = run(dag, "invalid")
     assert invalid["state"] == "failed" and "Invalid tasks found: ['nope']" in invalid["error"]
+
+
+def test_virtualenv_and_external_python_operators_accept_every_option_and_run_in_process(client, run):
+    # Airflow 2.10's example_python_context_operator passes use_airflow_context=True.
+    options = {
+        "use_airflow_context": True,
+        "inherit_env": False,
+        "serializer": "dill",
+        "expect_airflow": False,
+    }
+    with make_dag() as dag:
+        PythonVirtualenvOperator(
+            task_id="venv",
+            python_callable=lambda: 7,
+            requirements=["numpy"],
+            venv_cache_path="/tmp",
+            system_site_packages=False,
+            **options,
+        )
+        ExternalPythonOperator(
+            task_id="external", python="/usr/bin/python3", python_callable=lambda: 8, **options
+        )
+        a, b = EmptyOperator(task_id="a"), EmptyOperator(task_id="b")
+        BranchPythonVirtualenvOperator(task_id="venv_branch", python_callable=lambda: "a", **options) >> [
+            a,
+            b,
+        ]
+        BranchExternalPythonOperator(
+            task_id="external_branch", python="/usr/bin/python3", python_callable=lambda: "b", **options
+        ) >> [a, b]
+    assert dag.get_task("venv").requirements == ["numpy"]
+    assert run(dag, "venv")["state"] == "success" and xcom(client, "venv") == 7
+    assert run(dag, "external")["state"] == "success" and xcom(client, "external") == 8
+    assert run(dag, "venv_branch")["followed"] == ["a"]
+    assert run(dag, "external_branch")["followed"] == ["b"]
 
 
 def test_base_branch_operator_subclass(client, run):
