@@ -1,7 +1,8 @@
 """An Airflow 2 style DAG using old import paths: dummy/python_operator modules, Variable at parse time,
-branching, a sensor, a task group, labels, trigger rules, datasets, XCom pulls in templates."""
+branching, a sensor, a task group, labels, trigger rules, datasets, XCom pulls in templates, pytz (which
+every Airflow 2 install has)."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pendulum
 from airflow.datasets import Dataset
@@ -13,6 +14,7 @@ from airflow.sensors.python import PythonSensor
 from airflow.utils.edgemodifier import Label
 from airflow.utils.task_group import TaskGroup
 from airflow.utils.trigger_rule import TriggerRule
+from pytz import UTC
 
 ENVIRONMENT = Variable.get("environment", default_var="dev")
 REPORTS = Dataset("s3://reports/daily.csv")
@@ -35,7 +37,9 @@ with DAG(
     default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
 ) as dag:
     start = DummyOperator(task_id="start")
-    ready = PythonSensor(task_id="ready", python_callable=lambda: True, poke_interval=1, timeout=10)
+    ready = PythonSensor(
+        task_id="ready", python_callable=lambda: datetime.now(UTC).year > 2000, poke_interval=1, timeout=10
+    )
     branch = BranchPythonOperator(task_id="branch", python_callable=choose)
     with TaskGroup("work") as work:
         make = PythonOperator(task_id="produce", python_callable=produce, outlets=[REPORTS])
