@@ -23,7 +23,6 @@ from tradewind.sdk.operators.python import (
     PythonOperator,
     ShortCircuitOperator,
     context_merge,
-    in_process_kwargs,
     run_python_callable,
 )
 from tradewind.sdk.sensors.base import BaseSensorOperator, PokeReturnValue
@@ -372,6 +371,31 @@ def _python_task(
     )
 
 
+# The options of Airflow's virtualenv and external-python decorators. They have no meaning here: the function
+# runs in the task's own interpreter.
+_OUT_OF_PROCESS_OPTIONS = (
+    "requirements",
+    "python_version",
+    "serializer",
+    "system_site_packages",
+    "pip_install_options",
+    "use_dill",
+    "index_urls",
+    "venv_cache_path",
+    "expect_airflow",
+    "python",
+    "expect_pendulum",
+    "string_args",
+    "use_airflow_context",
+    "inherit_env",
+)
+
+
+def _in_process(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`kwargs` without the virtualenv and external-python options."""
+    return {name: value for name, value in kwargs.items() if name not in _OUT_OF_PROCESS_OPTIONS}
+
+
 class TaskDecoratorCollection:
     """The `task` object: `@task` itself plus `@task.python`, `.bash`, `.branch`, `.short_circuit`,
     `.sensor`, and `.virtualenv` / `.external_python` (run in-process)."""
@@ -430,25 +454,25 @@ class TaskDecoratorCollection:
         self, python_callable: Callable | None = None, multiple_outputs: bool | None = None, **kwargs: Any
     ) -> Any:
         """@task.virtualenv: runs in the task's own interpreter (requirements are not installed)."""
-        return _python_task(python_callable, multiple_outputs=multiple_outputs, **in_process_kwargs(kwargs))
+        return _python_task(python_callable, multiple_outputs=multiple_outputs, **_in_process(kwargs))
 
     def external_python(
         self, python_callable: Callable | None = None, multiple_outputs: bool | None = None, **kwargs: Any
     ) -> Any:
         """@task.external_python: runs in the task's own interpreter."""
-        return _python_task(python_callable, multiple_outputs=multiple_outputs, **in_process_kwargs(kwargs))
+        return _python_task(python_callable, multiple_outputs=multiple_outputs, **_in_process(kwargs))
 
     def branch_virtualenv(
         self, python_callable: Callable | None = None, multiple_outputs: bool | None = None, **kwargs: Any
     ) -> Any:
         """@task.branch_virtualenv: @task.branch, run in-process."""
-        return self.branch(python_callable, multiple_outputs=multiple_outputs, **in_process_kwargs(kwargs))
+        return self.branch(python_callable, multiple_outputs=multiple_outputs, **_in_process(kwargs))
 
     def branch_external_python(
         self, python_callable: Callable | None = None, multiple_outputs: bool | None = None, **kwargs: Any
     ) -> Any:
         """@task.branch_external_python: @task.branch, run in-process."""
-        return self.branch(python_callable, multiple_outputs=multiple_outputs, **in_process_kwargs(kwargs))
+        return self.branch(python_callable, multiple_outputs=multiple_outputs, **_in_process(kwargs))
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):

@@ -152,7 +152,12 @@ def test_virtualenv_and_external_python_operators_accept_every_option_and_run_in
         BranchExternalPythonOperator(
             task_id="external_branch", python="/usr/bin/python3", python_callable=lambda: "b", **options
         ) >> [a, b]
+        # partial() checks its arguments against the operator's parameters.
+        PythonVirtualenvOperator.partial(
+            task_id="mapped", python_callable=lambda x: x, system_site_packages=False, **options
+        ).expand(op_args=[[1], [2]])
     assert dag.get_task("venv").requirements == ["numpy"]
+    assert dag.get_task("mapped").is_mapped
     assert run(dag, "venv")["state"] == "success" and xcom(client, "venv") == 7
     assert run(dag, "external")["state"] == "success" and xcom(client, "external") == 8
     assert run(dag, "venv_branch")["followed"] == ["a"]

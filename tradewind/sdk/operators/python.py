@@ -163,31 +163,6 @@ class ShortCircuitOperator(PythonOperator, SkipMixin):
         return condition
 
 
-# The options of Airflow's virtualenv and external-python operators and decorators. They have no meaning here:
-# the callable runs in the task's own interpreter.
-OUT_OF_PROCESS_OPTIONS = (
-    "requirements",
-    "python_version",
-    "serializer",
-    "system_site_packages",
-    "pip_install_options",
-    "use_dill",
-    "index_urls",
-    "venv_cache_path",
-    "expect_airflow",
-    "python",
-    "expect_pendulum",
-    "string_args",
-    "use_airflow_context",
-    "inherit_env",
-)
-
-
-def in_process_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """`kwargs` without the virtualenv and external-python options."""
-    return {name: value for name, value in kwargs.items() if name not in OUT_OF_PROCESS_OPTIONS}
-
-
 class PythonVirtualenvOperator(PythonOperator):
     """Tradewind runs the callable in the task's own interpreter: `requirements`, `python_version` and the
     other virtualenv options are accepted and ignored (packages must already be installed)."""
@@ -198,10 +173,19 @@ class PythonVirtualenvOperator(PythonOperator):
         python_callable: Callable,
         requirements: Any = None,
         python_version: str | None = None,
+        serializer: str | None = None,
+        system_site_packages: bool = True,
+        pip_install_options: list[str] | None = None,
+        use_dill: bool = False,
+        index_urls: Any = None,
+        venv_cache_path: Any = None,
+        expect_airflow: bool = True,
         string_args: Iterable[str] | None = None,
+        use_airflow_context: bool = False,
+        inherit_env: bool = True,
         **kwargs: Any,
     ) -> None:
-        super().__init__(python_callable=python_callable, **in_process_kwargs(kwargs))
+        super().__init__(python_callable=python_callable, **kwargs)
         self.requirements = requirements
         self.python_version = python_version
         self.string_args = string_args or []
@@ -210,8 +194,21 @@ class PythonVirtualenvOperator(PythonOperator):
 class ExternalPythonOperator(PythonOperator):
     """Tradewind runs the callable in the task's own interpreter; `python` is accepted and ignored."""
 
-    def __init__(self, *, python: str | None = None, python_callable: Callable, **kwargs: Any) -> None:
-        super().__init__(python_callable=python_callable, **in_process_kwargs(kwargs))
+    def __init__(
+        self,
+        *,
+        python: str | None = None,
+        python_callable: Callable,
+        serializer: str | None = None,
+        use_dill: bool = False,
+        expect_airflow: bool = True,
+        expect_pendulum: bool = False,
+        string_args: Iterable[str] | None = None,
+        use_airflow_context: bool = False,
+        inherit_env: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(python_callable=python_callable, **kwargs)
         self.python = python
 
 
