@@ -9,16 +9,13 @@ are written fenced on the try still running, as they were when pushed.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import connections, router
 from django.utils import timezone
 
 from scheduler.models import TaskInstance, XCom
 from scheduler.states import MOVED, TIState, db_value, execute, quoted_columns
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
 
 # A try's pending XComs: key -> (value, size in bytes of its JSON).
 Pending = dict[str, tuple[Any, int]]
@@ -63,7 +60,7 @@ def _upsert_sql(using: str, after_move: bool) -> str:
     )
 
 
-def store_while_running(ti: TaskInstance, pending: Mapping[str, tuple[Any, int]]) -> bool:
+def store_while_running(ti: TaskInstance, pending: Pending) -> bool:
     """Write `pending` if `ti` still runs its try; False (and nothing written of the rest) when it does not."""
     using = router.db_for_write(XCom)
     return all(
@@ -72,6 +69,6 @@ def store_while_running(ti: TaskInstance, pending: Mapping[str, tuple[Any, int]]
     )
 
 
-def writes_with_move(ti: TaskInstance, pending: Mapping[str, tuple[Any, int]]) -> list[tuple[str, list[Any]]]:
+def writes_with_move(ti: TaskInstance, pending: Pending) -> list[tuple[str, list[Any]]]:
     """The statements that write `pending` with the transition of `ti` (see states.transition_and_write)."""
     return [upsert(ti, key, value, size, after_move=True) for key, (value, size) in pending.items()]
