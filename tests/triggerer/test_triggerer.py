@@ -44,9 +44,9 @@ def test_deferrable_time_sensors_are_resumed_and_succeed(tenant, upload, make_tr
 from tradewind.sdk.sensors.date_time import DateTimeSensorAsync
 from tradewind.sdk.sensors.time_delta import TimeDeltaSensorAsync
 
-TimeDeltaSensorAsync(task_id="delta", delta=timedelta(seconds=1))
+TimeDeltaSensorAsync(task_id="delta", delta=timedelta(seconds=3))
 DateTimeSensorAsync(
-    task_id="moment", target_time="{{ (dag_run.start_date + macros.timedelta(seconds=1)).isoformat() }}"
+    task_id="moment", target_time="{{ (dag_run.start_date + macros.timedelta(seconds=3)).isoformat() }}"
 )
 """)
         },
@@ -383,7 +383,7 @@ def test_a_suspended_tenants_deferrals_are_not_claimed(tenant, upload, make_trig
             "job.py": dag_file("""
 from tradewind.sdk.sensors.time_delta import TimeDeltaSensorAsync
 
-TimeDeltaSensorAsync(task_id="delta", delta=timedelta(seconds=0.5))
+TimeDeltaSensorAsync(task_id="delta", delta=timedelta(seconds=3))
 """)
         },
     )
@@ -403,7 +403,7 @@ def test_a_host_without_triggers_for_a_while_is_stopped(tenant, upload, make_tri
             "job.py": dag_file("""
 from tradewind.sdk.sensors.time_delta import TimeDeltaSensorAsync
 
-TimeDeltaSensorAsync(task_id="delta", delta=timedelta(seconds=0.5))
+TimeDeltaSensorAsync(task_id="delta", delta=timedelta(seconds=3))
 """)
         },
     )
