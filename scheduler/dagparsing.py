@@ -1,8 +1,8 @@
 """Parsing a bundle version's DAG files in the sandbox, and storing what they define.
 
 Which files are DAG files follows Airflow: `.py` files not excluded by a `.airflowignore` (regexp or glob
-syntax, setting TRADEWIND_DAG_IGNORE_FILE_SYNTAX) whose content mentions "dag" and "airflow" (safe mode,
-case-insensitive), or "dag" and "tradewind" for our native SDK. Every other file is a support file.
+syntax, setting TRADEWIND_DAG_IGNORE_FILE_SYNTAX) whose content mentions "dag" or "asset", and "airflow"
+(safe mode, case-insensitive; "tradewind" for our native SDK). Every other file is a support file.
 
 A file is parsed again only when its content, the bundle's support files or the SDK changed: the ParsedFile
 cache is keyed on all three. Files whose parse asked the platform for something (a top-level Variable.get)
@@ -95,9 +95,10 @@ class StoredParse:
 
 
 def is_dag_file(content: bytes) -> bool:
-    """Airflow's safe-mode test, with our own SDK's name as an alternative to "airflow"."""
+    """Airflow's safe-mode test (since 3.0 an "@asset" file needs no "dag"), with our own SDK's name as an
+    alternative to "airflow"."""
     lowered = content.lower()
-    return b"dag" in lowered and (b"airflow" in lowered or b"tradewind" in lowered)
+    return (b"dag" in lowered or b"asset" in lowered) and (b"airflow" in lowered or b"tradewind" in lowered)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ DAG version to the bundle version whose files it runs.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -401,11 +403,33 @@ class AssetEvent(TenantOwned):
     source_dag_run = models.ForeignKey(DagRun, null=True, blank=True, on_delete=models.SET_NULL)
     source_task_id = models.CharField(max_length=250, blank=True)
     source_map_index = models.IntegerField(default=NO_MAP_INDEX)
+    source_alias = models.CharField(max_length=1500, blank=True)  # the AssetAlias the task added it through
     extra = models.JSONField(default=dict, blank=True)
     timestamp = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-timestamp", "-pk"]
+
+    def for_task(self) -> dict[str, Any]:
+        """The event as a task's context shows it (triggering_asset_events, inlet_events); needs `asset`
+        and `source_dag_run__dag` loaded."""
+        run = self.source_dag_run
+        return {
+            "id": self.pk,
+            "uri": self.asset.uri,
+            "asset": {
+                "uri": self.asset.uri,
+                "name": self.asset.name or self.asset.uri,
+                "group": self.asset.group,
+            },
+            "extra": self.extra,
+            "timestamp": self.timestamp.isoformat(),
+            "source_dag_id": run.dag.dag_id if run else None,
+            "source_run_id": run.run_id if run else None,
+            "source_task_id": self.source_task_id or None,
+            "source_map_index": self.source_map_index,
+            "source_aliases": [self.source_alias] if self.source_alias else [],
+        }
 
 
 class AssetDagRunQueue(TenantOwned):

@@ -844,6 +844,7 @@ def _record_asset_events(run: DagRun, ti: TaskInstance, asset_events: list[dict]
             source_dag_run=run,
             source_task_id=ti.task_id,
             source_map_index=ti.map_index,
+            source_alias=str(item.get("alias") or "")[:1500],
             extra=item.get("extra") or {},
         )
         if consumers is None:

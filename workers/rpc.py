@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import transaction
 
 from scheduler import xcoms
-from scheduler.models import Dag, DagRun, TaskInstance, XCom
+from scheduler.models import AssetEvent, Dag, DagRun, TaskInstance, XCom
 from scheduler.services import serialized_of
 from scheduler.states import RunType, TIState
 from tenants.models import Tenant
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from tradewind.secrets.masking import Masker
 
 log = logging.getLogger(__name__)
+
+# How many of an asset's events a task's `inlet_events` sees at most: the latest ones (Airflow gives all).
+INLET_EVENTS_MAX = 1000
 
 
 class SecretReader:
@@ -146,6 +149,7 @@ class TaskRpcHandler:
             "get_dag_run_state": self.get_dag_run_state,
             "count_task_states": self.count_task_states,
             "count_dag_runs": self.count_dag_runs,
+            "get_asset_events": self.get_asset_events,
         }
 
     def __call__(self, op: str, kwargs: dict[str, Any]) -> Any:
@@ -294,6 +298,19 @@ class TaskRpcHandler:
         """How many runs of the DAG at these logical dates are in these states."""
         runs = self._runs(dag_id).filter(logical_date__in=[_parse_datetime(d) for d in logical_dates or []])
         return runs.filter(state__in=[str(s) for s in states or []]).count()
+
+    # --- assets -------------------------------------------------------------------------------------
+
+    def get_asset_events(self, *, uri: str | None = None, alias: str | None = None) -> list[dict]:
+        """The tenant's events of the asset at `uri`, or those added through the AssetAlias `alias`: the
+        latest INLET_EVENTS_MAX, oldest first."""
+        events = AssetEvent.objects.for_tenant(self.tenant_id)
+        if alias is not None:
+            events = events.filter(source_alias=_text(alias, "alias"))
+        else:
+            events = events.filter(asset__uri=_text(uri, "uri"))
+        latest = events.select_related("asset", "source_dag_run__dag").order_by("-timestamp", "-pk")
+        return [event.for_task() for event in reversed(latest[:INLET_EVENTS_MAX])]
 
     # --- helpers ------------------------------------------------------------------------------------
 

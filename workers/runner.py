@@ -375,18 +375,7 @@ def _triggering_asset_events(run: DagRun) -> list[dict]:
     ).select_related("asset", "source_dag_run__dag")
     if previous is not None:
         events = events.filter(timestamp__gt=previous.created_at)
-    return [
-        {
-            "uri": event.asset.uri,
-            "extra": event.extra,
-            "timestamp": _iso(event.timestamp),
-            "source_dag_id": event.source_dag_run.dag.dag_id if event.source_dag_run else None,
-            "source_run_id": event.source_dag_run.run_id if event.source_dag_run else None,
-            "source_task_id": event.source_task_id or None,
-            "source_map_index": event.source_map_index,
-        }
-        for event in events.order_by("timestamp", "pk")
-    ]
+    return [event.for_task() for event in events.order_by("timestamp", "pk")]
 
 
 def _asset_uris(schedule: Any) -> set[str]:

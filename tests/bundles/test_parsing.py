@@ -47,12 +47,14 @@ def test_dag_files_are_found_by_airflows_safe_mode_heuristic(tmp_path):
             "native.py": NATIVE_DAG,
             "helper.py": "def dag_helper():\n    return 1\n",  # "dag" but neither "airflow" nor "tradewind"
             "mentions_airflow_only.py": "import airflow\n",
+            "assets_only.py": "from airflow.sdk import asset\n",  # Airflow 3: "asset" instead of "dag"
             "notes.txt": "airflow dag",
             "sub/deeper/nested.py": AIRFLOW_DAG,
         },
     )
     assert find_dag_files(tmp_path, _all(tmp_path)) == [
         "airflow_dag.py",
+        "assets_only.py",
         "native.py",
         "sub/deeper/nested.py",
         "upper_case.py",

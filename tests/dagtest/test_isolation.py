@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 
 from scheduler import dagtest
-from scheduler.models import DagRun, XCom
+from scheduler.models import Asset, AssetEvent, DagRun, XCom
 from tenants.models import Tenant
 from tests.dagtest.conftest import DAGS
 from tests.factories import make_run
@@ -36,6 +36,8 @@ def victim_run(other_tenant) -> DagRun:
         key="return_value",
         value="another tenant's data",
     )
+    orders = Asset.objects.create(tenant=other_tenant, uri="s3://shared/orders")
+    AssetEvent.objects.create(tenant=other_tenant, asset=orders, source_dag_run=run, extra={"rows": 999})
     return run
 
 
@@ -69,6 +71,19 @@ def test_isolation_folder(tenant, other_tenant, victim_run):
     assert problems["xcom_limit.too_big"].error == (
         "ValueError: XCom 'return_value' of task xcom_limit.too_big is 2097154 bytes, above the limit of "
         "1048576 bytes (TRADEWIND_XCOM_MAX_BYTES); store large data elsewhere and push a reference to it"
+    )
+
+    # inlet_events: the run's own events of its inlets (none of the other tenant's events of the same URI);
+    # an extra JSON cannot hold fails the task that set it, and the run goes on.
+    assert runs["inlet_events"]["tasks"] == {
+        "count": "success",
+        "stamp": "success",
+        "through_alias": "success",
+        "unstorable": "failed",
+        "read": "success",
+    }
+    assert problems["inlet_events.unstorable"].error == (
+        "TypeError: The extra of asset 's3://shared/orders' holds a value of type object, which JSON cannot store"
     )
 
     # The connection's password and the sensitive variable (read from --tenant's secrets) show as ***.

@@ -179,6 +179,7 @@ def test_output_and_requests_are_attributed_to_the_trigger():
         host.wait_for(lambda: len(host.results) == 3)
         host.wait_for(lambda: "logged by beta" in host.output.get("b", ""))
         assert "printed by alpha" in host.output["a"] and "logged by alpha" in host.output["a"]
+        assert "self.log of alpha" in host.output["a"]
         assert "beta" not in host.output["a"] and "alpha" not in host.output["b"]
         assert host.results["v"] == {"event": "hello"}
         assert ("v", "get_variable", {"key": "greeting"}) in host.requests

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -261,8 +261,9 @@ class OutletEventAccessor:
         kind, alias_name = _asset_key(self.key)
         if kind != "alias":
             raise TypeError("add() is only available on an AssetAlias's outlet events")
-        uri = getattr(asset, "uri", asset)
-        self.asset_alias_events.append({"uri": str(uri), "extra": dict(extra or {}), "alias": alias_name})
+        uri = str(getattr(asset, "uri", asset))
+        extra = plain_extra(extra or {}, what=f"The extra of the event of asset {uri!r}")
+        self.asset_alias_events.append({"uri": uri, "extra": extra, "alias": alias_name})
 
 
 class OutletEventAccessors(Mapping):
@@ -294,10 +295,30 @@ class OutletEventAccessors(Mapping):
                 continue
             accessor = self._accessors.get((kind, name))
             if kind == "asset":
-                events.append({"uri": name, "extra": dict(accessor.extra) if accessor else {}})
+                extra = accessor.extra if accessor else {}
+                events.append({"uri": name, "extra": plain_extra(extra, what=f"The extra of asset {name!r}")})
             elif accessor:
                 events.extend(accessor.asset_alias_events)
         return events
+
+
+def plain_extra(value: Any, *, what: str) -> Any:
+    """An asset event's extra as the JSON it is stored as: dates and times as ISO 8601 strings and tuples as
+    lists, as Airflow stores them; TypeError naming `what` for anything else JSON cannot hold."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [plain_extra(item, what=what) for item in value]
+    if isinstance(value, Mapping):
+        plain = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{what} has a key of type {type(key).__name__}; its keys must be strings")
+            plain[key] = plain_extra(item, what=what)
+        return plain
+    raise TypeError(f"{what} holds a value of type {type(value).__qualname__}, which JSON cannot store")
 
 
 class TriggeringAssetEvents(Mapping):
@@ -312,12 +333,7 @@ class TriggeringAssetEvents(Mapping):
             items = [(str(event.get("uri")), [event]) for event in raw or []]
         for uri, events in items:
             for event in events:
-                data = dict(event)
-                data.setdefault("uri", uri)
-                data.setdefault("extra", {})
-                if "timestamp" in data:
-                    data["timestamp"] = parse_datetime(data["timestamp"])
-                self._events.setdefault(uri, []).append(SimpleNamespace(**data))
+                self._events.setdefault(uri, []).append(_asset_event({"uri": uri, **event}))
 
     def __getitem__(self, key: Any) -> list[SimpleNamespace]:
         uri = key if isinstance(key, str) else str(getattr(key, "uri", key))
@@ -330,17 +346,73 @@ class TriggeringAssetEvents(Mapping):
         return len(self._events)
 
 
-class InletEventAccessors(Mapping):
-    """`inlet_events`: past events of an inlet asset. Tradewind does not pass them to tasks yet: empty."""
+def _asset_event(data: Mapping[str, Any]) -> SimpleNamespace:
+    """An asset event as tasks see it: attributes `.extra`, `.timestamp` (a datetime), `.source_dag_id`,
+    `.source_run_id`, `.source_task_id`, `.source_map_index`, `.source_aliases`, `.uri`, and `.asset`
+    (Airflow 2: `.dataset`) with its `.uri`, `.name` and `.group`."""
+    event = SimpleNamespace(**{"extra": {}, "source_aliases": [], **data})
+    if "timestamp" in data:
+        event.timestamp = parse_datetime(data["timestamp"])
+    asset = {"uri": event.uri, "name": event.uri, "group": "", **(data.get("asset") or {})}
+    event.asset = event.dataset = SimpleNamespace(**asset)
+    return event
 
-    def __getitem__(self, key: Any) -> list[Any]:
-        return []
 
-    def __iter__(self) -> Iterator[Any]:
-        return iter(())
+class InletEventsAccessor(Sequence):
+    """`inlet_events[asset]`: the asset's events, oldest first (`[-1]` is the latest; slices work), asked of
+    the platform on first use. Only the latest 1000 are there (Airflow gives every one)."""
+
+    def __init__(self, *, uri: str | None = None, alias: str | None = None) -> None:
+        self._query = {"uri": uri, "alias": alias}
+        self._events: list[SimpleNamespace] | None = None
+
+    def _all(self) -> list[SimpleNamespace]:
+        if self._events is None:
+            from tradewind.sdk.execution import get_client
+
+            self._events = [_asset_event(row) for row in get_client().get_asset_events(**self._query)]
+        return self._events
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._all()[index]
 
     def __len__(self) -> int:
-        return 0
+        return len(self._all())
+
+
+class InletEventAccessors(Mapping):
+    """`inlet_events`: for each of the task's inlets (an Asset or AssetAlias; a URI string or the inlet's
+    position also finds it) the accessor of its events. Anything that is not an inlet is a KeyError, as in
+    Airflow."""
+
+    def __init__(self, inlets: list[Any]) -> None:
+        self._inlets: dict[tuple[str, str], Any] = {}
+        for inlet in inlets:
+            if isinstance(inlet, str):  # inlets may hold anything (lineage); only assets and aliases count
+                continue
+            with contextlib.suppress(TypeError):
+                self._inlets.setdefault(_asset_key(inlet), inlet)
+        self._accessors: dict[tuple[str, str], InletEventsAccessor] = {}
+
+    def __getitem__(self, key: Any) -> InletEventsAccessor:
+        try:
+            if isinstance(key, int) and not isinstance(key, bool):
+                key = list(self._inlets.values())[key]
+            kind, name = _asset_key(key)
+        except (IndexError, TypeError):
+            raise KeyError(key) from None
+        if (kind, name) not in self._inlets:
+            raise KeyError(key)
+        if (kind, name) not in self._accessors:
+            query = {"alias": name} if kind == "alias" else {"uri": name}
+            self._accessors[kind, name] = InletEventsAccessor(**query)
+        return self._accessors[kind, name]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._inlets.values())
+
+    def __len__(self) -> int:
+        return len(self._inlets)
 
 
 def _ds(moment: datetime.date) -> str:
@@ -384,7 +456,7 @@ def build_context(*, dag: Any, task: Any, ti: Any, ti_info: Mapping[str, Any], p
         prev_end_date_success=parse_datetime(ti_info.get("prev_end_date_success")),
         prev_execution_date_success=parse_datetime(ti_info.get("prev_logical_date_success")),
         inlets=list(getattr(task, "inlets", None) or []),
-        inlet_events=InletEventAccessors(),
+        inlet_events=InletEventAccessors(getattr(task, "inlets", None) or []),
         outlets=list(getattr(task, "outlets", None) or []),
         outlet_events=OutletEventAccessors(),
         triggering_asset_events=dag_run.triggering_asset_events,

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from tradewind.sdk.context import (
     Context,
+    InletEventAccessors,
     build_context,
     context_to_airflow_vars,
     parse_datetime,
@@ -90,6 +91,12 @@ class Client(Protocol):
 
     def count_dag_runs(self, *, dag_id: str, logical_dates: list[str], states: list[str]) -> int:
         """How many runs of the DAG at those logical dates are in `states`."""
+        ...
+
+    def get_asset_events(self, *, uri: str | None = None, alias: str | None = None) -> list[dict]:
+        """The events of the asset at `uri` (or added through the alias `alias`), oldest first: {"id", "uri",
+        "extra", "timestamp", "source_dag_id", "source_run_id", "source_task_id", "source_map_index",
+        "source_aliases"}."""
         ...
 
 
@@ -528,6 +535,7 @@ class _TaskRun:
         self.ti.operator = type(task).__name__
         self.context["task"] = task
         self.context["inlets"] = list(getattr(task, "inlets", None) or [])
+        self.context["inlet_events"] = InletEventAccessors(self.context["inlets"])
         self.context["outlets"] = list(getattr(task, "outlets", None) or [])
         self.context["templates_dict"] = getattr(task, "templates_dict", None)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import glob
 import importlib
+import logging
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -40,6 +41,11 @@ class BaseTrigger:
 
     def __init__(self, **kwargs: Any) -> None:
         self.trigger_id: int | None = None
+
+    @property
+    def log(self) -> logging.Logger:
+        """The logger of the trigger's class (Airflow's LoggingMixin); its lines go to the task's log."""
+        return logging.getLogger(f"{type(self).__module__}.{type(self).__name__}")
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """(classpath, kwargs) such that `import(classpath)(**kwargs)` recreates this trigger."""

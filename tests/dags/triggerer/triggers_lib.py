@@ -33,6 +33,7 @@ class ChattyTrigger(_Simple):
     async def run(self):
         print(f"printed by {self.kwargs['name']}")
         log.info("logged by %s", self.kwargs["name"])
+        self.log.info("self.log of %s", self.kwargs["name"])  # Airflow's BaseTrigger is a LoggingMixin
         await asyncio.sleep(0.05)
         yield TriggerEvent(self.kwargs["name"])
 

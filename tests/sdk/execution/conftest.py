@@ -27,6 +27,8 @@ class InMemoryClient:
         self.dag_run_states: dict[tuple[str, str], list[str]] = {}
         self.task_states: list[dict] = []
         self.dag_runs: list[dict] = []
+        self.asset_events: dict[tuple[str, str], list[dict]] = {}  # ("uri" | "alias", name) -> events
+        self.asset_event_queries: list[dict] = []
 
     def for_ti(self, ti_info: dict) -> None:
         self.dag_id = ti_info["dag_id"]
@@ -112,6 +114,10 @@ class InMemoryClient:
             for row in self.dag_runs
             if row["dag_id"] == dag_id and row["logical_date"] in logical_dates and row["state"] in states
         )
+
+    def get_asset_events(self, *, uri: str | None = None, alias: str | None = None) -> list[dict]:
+        self.asset_event_queries.append({"uri": uri, "alias": alias})
+        return self.asset_events.get(("alias", alias) if alias is not None else ("uri", uri), [])
 
 
 @pytest.fixture

@@ -278,6 +278,15 @@ def test_python_operator_requires_a_callable():
         PythonOperator(task_id="x", python_callable="not callable")
 
 
+def test_python_operator_accepts_airflow_1s_provide_context_with_a_deprecation_warning(client, run):
+    from tradewind.sdk.exceptions import RemovedInAirflow3Warning
+
+    with make_dag() as dag, pytest.warns(RemovedInAirflow3Warning, match="provide_context"):
+        PythonOperator(task_id="old", python_callable=lambda ds, **_: ds, provide_context=True)
+    assert run(dag, "old")["state"] == "success"
+    assert xcom(client, "old") == "2024-01-02"
+
+
 def test_calendar_branching_and_day_of_week_sensor(client, run):
     from tradewind.sdk.operators.weekday import BranchDateTimeOperator, BranchDayOfWeekOperator, WeekDay
     from tradewind.sdk.sensors.weekday import DayOfWeekSensor

@@ -337,6 +337,85 @@ def test_asset_events_with_extras_metadata_and_aliases(client, run):
     assert run(dag, "fails")["asset_events"] == []
 
 
+def test_inlet_events_are_asked_for_on_first_use_and_only_for_inlets(client, run):
+    orders, nightly = Asset("s3://bucket/orders"), AssetAlias("nightly")
+
+    def event(n: int, **more) -> dict:
+        return {"uri": orders.uri, "extra": {"n": n}, "timestamp": f"2024-01-0{n}T00:00:00+00:00", **more}
+
+    client.asset_events[("uri", orders.uri)] = [event(1), event(2, source_task_id="load")]
+    client.asset_events[("alias", "nightly")] = [event(3, source_aliases=["nightly"])]
+    seen = {}
+
+    def read(inlet_events):
+        seen["queries before use"] = list(client.asset_event_queries)
+        events = inlet_events[orders]
+        seen["extras"] = [e.extra["n"] for e in events]
+        seen["latest"] = (events[-1].source_task_id, events[-1].timestamp, events[-1].asset.uri)
+        seen["slice"] = [e.extra["n"] for e in inlet_events["s3://bucket/orders"][:1]]
+        seen["by position"] = [e.extra["n"] for e in inlet_events[1]]
+        seen["inlets"] = list(inlet_events)
+        for not_an_inlet in (Asset("s3://bucket/other"), 7, None):
+            with pytest.raises(KeyError):
+                inlet_events[not_an_inlet]
+
+    with make_dag() as dag:
+        PythonOperator(task_id="task", python_callable=read, inlets=[orders, nightly, "not an asset"])
+    assert run(dag, "task")["state"] == "success"
+    assert seen["queries before use"] == []
+    assert seen["extras"] == [1, 2] and seen["slice"] == [1] and seen["by position"] == [3]
+    assert seen["latest"] == ("load", datetime.datetime(2024, 1, 2, tzinfo=datetime.UTC), orders.uri)
+    assert seen["inlets"] == [orders, nightly]
+    assert client.asset_event_queries == [  # one question per inlet, however often it is read
+        {"uri": orders.uri, "alias": None},
+        {"uri": None, "alias": "nightly"},
+    ]
+
+
+def test_async_callables_run_to_their_end_in_an_event_loop(client, run):
+    import asyncio
+
+    async def gather():
+        values = await asyncio.gather(asyncio.sleep(0.01, result=1), asyncio.sleep(0.01, result=2))
+        return sum(values)
+
+    async def fails_silently_pushing_nothing():
+        await asyncio.sleep(0)
+        raise RuntimeError("the body ran")
+
+    async def emits():
+        await asyncio.sleep(0)
+        yield Metadata(Asset("s3://bucket/async"), {"rows": 5})
+
+    with make_dag() as dag:
+        PythonOperator(task_id="gather", python_callable=gather)
+        PythonOperator(task_id="fails", python_callable=fails_silently_pushing_nothing, do_xcom_push=False)
+        PythonOperator(task_id="emits", python_callable=emits, outlets=[Asset("s3://bucket/async")])
+    assert run(dag, "gather")["state"] == "success"
+    assert client.xcoms[("test_dag", client.run_id, "gather", -1, "return_value")] == 3
+    failed = run(dag, "fails")
+    assert failed["state"] == "failed" and "the body ran" in failed["error"]
+    assert run(dag, "emits")["asset_events"] == [{"uri": "s3://bucket/async", "extra": {"rows": 5}}]
+
+
+def test_asset_event_extras_are_stored_as_json_dates_as_iso_strings(client, run):
+    def stamp(outlet_events):
+        outlet_events[Asset("s3://bucket/a")].extra = {"day": datetime.date(2024, 5, 6), "pair": (1, 2)}
+
+    def unstorable(outlet_events):
+        outlet_events[Asset("s3://bucket/a")].extra = {"when": datetime.timedelta(hours=1)}
+
+    with make_dag() as dag:
+        PythonOperator(task_id="stamp", python_callable=stamp, outlets=[Asset("s3://bucket/a")])
+        PythonOperator(task_id="unstorable", python_callable=unstorable, outlets=[Asset("s3://bucket/a")])
+    assert run(dag, "stamp")["asset_events"] == [
+        {"uri": "s3://bucket/a", "extra": {"day": "2024-05-06", "pair": [1, 2]}}
+    ]
+    failed = run(dag, "unstorable")
+    assert failed["state"] == "failed"
+    assert "The extra of asset 's3://bucket/a' holds a value of type timedelta" in failed["error"]
+
+
 def test_airflow_context_environment_variables_are_exported(client, run):
     import os
 

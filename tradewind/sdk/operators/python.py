@@ -3,14 +3,16 @@ for the virtualenv / external-python operators)."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
+import warnings
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from tradewind.sdk.baseoperator import BaseOperator
 from tradewind.sdk.context import get_current_context
-from tradewind.sdk.exceptions import AirflowTypeError
+from tradewind.sdk.exceptions import AirflowTypeError, RemovedInAirflow3Warning
 from tradewind.sdk.execution import determine_kwargs
 from tradewind.sdk.operators.branch import BranchMixIn, SkipMixin, downstream_closure
 
@@ -53,17 +55,30 @@ def _record_metadata(item: Any) -> bool:
 
 def run_python_callable(function: Callable, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
     """Call `function`; a generator function is run to its end, its yielded asset Metadata recorded as
-    outlet events, and its `return` value is the result (Airflow's execution-callable runner)."""
+    outlet events, and its `return` value is the result (Airflow's execution-callable runner). An async
+    function (Airflow 3.2) runs to its end in an event loop of its own, an async generator as a generator."""
+    if inspect.isasyncgenfunction(function):
+        return asyncio.run(_drain_async(function, function(*args, **kwargs)))
     if not inspect.isgeneratorfunction(function):
-        return function(*args, **kwargs)
+        result = function(*args, **kwargs)
+        return asyncio.run(result) if inspect.iscoroutine(result) else result
     generator = function(*args, **kwargs)
     while True:
         try:
             item = next(generator)
         except StopIteration as stop:
             return stop.value
-        if not _record_metadata(item):
-            log.warning("Ignoring value yielded by %s: %r", getattr(function, "__name__", function), item)
+        _record_yielded(function, item)
+
+
+async def _drain_async(function: Callable, generator: Any) -> None:
+    async for item in generator:
+        _record_yielded(function, item)
+
+
+def _record_yielded(function: Callable, item: Any) -> None:
+    if not _record_metadata(item):
+        log.warning("Ignoring value yielded by %s: %r", getattr(function, "__name__", function), item)
 
 
 class PythonOperator(BaseOperator):
@@ -88,6 +103,12 @@ class PythonOperator(BaseOperator):
     ) -> None:
         if not callable(python_callable):
             raise AirflowTypeError("`python_callable` param must be callable")
+        if kwargs.pop("provide_context", None) is not None:  # Airflow 1's, ignored with a warning since 2.0
+            warnings.warn(
+                "provide_context is deprecated as of 2.0 and is no longer required",
+                RemovedInAirflow3Warning,
+                stacklevel=2,
+            )
         super().__init__(**kwargs)
         self.python_callable = python_callable
         self.op_args = op_args or ()
