@@ -425,6 +425,36 @@ def test_airflow_context_environment_variables_are_exported(client, run):
     assert client.xcoms[("test_dag", client.run_id, "task", -1, "return_value")] == client.run_id
 
 
+def test_a_notifier_renders_its_fields_with_the_context_and_a_failing_one_changes_nothing(client, run):
+    from airflow.notifications.basenotifier import BaseNotifier
+
+    sent = []
+
+    class Chat(BaseNotifier):
+        template_fields = ("message",)
+
+        def __init__(self, message):
+            super().__init__()
+            self.message = message
+
+        def notify(self, context):
+            sent.append(self.message)
+
+    class Down(BaseNotifier):
+        def notify(self, context):
+            raise ConnectionError("the chat service is down")
+
+    with make_dag(user_defined_macros={"team": "data"}) as dag:
+        PythonOperator(
+            task_id="load",
+            python_callable=_raiser(ValueError("x")),
+            on_failure_callback=[Chat("{{ team }}: {{ ti.task_id }} failed on {{ ds }}"), Down()],
+        )
+    outcome = run(dag, "load")
+    assert outcome["state"] == "failed"
+    assert sent == ["data: load failed on 2024-01-02"]
+
+
 def test_dag_callbacks_get_a_context_with_the_reason(client, run, ti_info):
     calls = []
     dag = make_dag(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from airflow.utils.state import DagRunState, TaskInstanceState
 from tradewind.sdk.assets import (
     Asset,
     AssetAlias,
@@ -41,6 +42,9 @@ from tradewind.sdk.edges import (
 from tradewind.sdk.mappedoperator import (
     MappedOperator,
 )
+from tradewind.sdk.notifier import (
+    BaseNotifier,
+)
 from tradewind.sdk.params import (
     Param,
     ParamsDict,
@@ -75,12 +79,14 @@ __all__ = [
     "AssetAll",
     "AssetAny",
     "BaseHook",
+    "BaseNotifier",
     "BaseOperator",
     "BaseOperatorLink",
     "BaseSensorOperator",
     "Connection",
     "Context",
     "DAG",
+    "DagRunState",
     "EdgeModifier",
     "Label",
     "MappedOperator",
@@ -89,6 +95,7 @@ __all__ = [
     "ParamsDict",
     "PokeReturnValue",
     "TaskGroup",
+    "TaskInstanceState",
     "TriggerRule",
     "Variable",
     "WeightRule",

@@ -1,0 +1,5 @@
+"""`airflow.sdk.bases.notifier` (Airflow 3)."""
+
+from tradewind.sdk.notifier import BaseNotifier
+
+__all__ = ["BaseNotifier"]
