@@ -1,11 +1,11 @@
 """An Airflow 2 style DAG using old import paths: dummy/python_operator modules, Variable at parse time,
-branching, a sensor, a task group, labels, trigger rules, datasets, XCom pulls in templates, pytz (which
-every Airflow 2 install has)."""
+branching, a sensor, a task group, labels, trigger rules, datasets, XCom pulls in templates, pytz and tabulate
+(which every Airflow 2 install has)."""
 
 from datetime import datetime, timedelta
 
 import pendulum
-from airflow.datasets import Dataset
+from airflow.models.dataset import Dataset
 from airflow.models import DAG, Variable
 from airflow.operators.bash_operator import BashOperator
 from airflow.operators.dummy import DummyOperator
@@ -15,6 +15,7 @@ from airflow.utils.edgemodifier import Label
 from airflow.utils.task_group import TaskGroup
 from airflow.utils.trigger_rule import TriggerRule
 from pytz import UTC
+from tabulate import tabulate
 
 ENVIRONMENT = Variable.get("environment", default_var="dev")
 REPORTS = Dataset("s3://reports/daily.csv")
@@ -25,6 +26,7 @@ def choose(**context):
 
 
 def produce(ti, params):
+    print(tabulate([[ENVIRONMENT, params["rows"]]], headers=["environment", "rows"]))
     ti.xcom_push(key="rows", value=params["rows"])
     return f"{ENVIRONMENT}-report"
 

@@ -24,6 +24,7 @@ from tradewind.sdk.connections import (
 )
 from tradewind.sdk.context import (
     Context,
+    conf,
     get_current_context,
 )
 from tradewind.sdk.dag import (
@@ -60,6 +61,15 @@ from tradewind.sdk.taskgroup import (
 from tradewind.sdk.templater import (
     literal,
 )
+from tradewind.sdk.timetables import (
+    AssetOrTimeSchedule,
+    CronDataIntervalTimetable,
+    CronTriggerTimetable,
+    DeltaDataIntervalTimetable,
+    DeltaTriggerTimetable,
+    EventsTimetable,
+    MultipleCronTriggerTimetable,
+)
 from tradewind.sdk.trigger_rule import (
     TriggerRule,
 )
@@ -78,6 +88,7 @@ __all__ = [
     "AssetAlias",
     "AssetAll",
     "AssetAny",
+    "AssetOrTimeSchedule",
     "BaseHook",
     "BaseNotifier",
     "BaseOperator",
@@ -85,12 +96,18 @@ __all__ = [
     "BaseSensorOperator",
     "Connection",
     "Context",
+    "CronDataIntervalTimetable",
+    "CronTriggerTimetable",
     "DAG",
     "DagRunState",
+    "DeltaDataIntervalTimetable",
+    "DeltaTriggerTimetable",
     "EdgeModifier",
+    "EventsTimetable",
     "Label",
     "MappedOperator",
     "Metadata",
+    "MultipleCronTriggerTimetable",
     "Param",
     "ParamsDict",
     "PokeReturnValue",
@@ -103,6 +120,7 @@ __all__ = [
     "asset",
     "chain",
     "chain_linear",
+    "conf",
     "cross_downstream",
     "dag",
     "get_current_context",
