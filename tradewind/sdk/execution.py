@@ -670,6 +670,8 @@ class _TaskRun:
         self._run_callbacks("on_retry_callback" if will_retry else "on_failure_callback")
 
     def _run_callbacks(self, kind: str) -> None:
+        if self.ti is not None:  # as in Airflow, a callback sees the state the try ends in
+            self.ti.state = _STATE_SEEN_BY_CALLBACK[kind]
         for callback in _callbacks(getattr(self.task, kind, None)):
             entry = {"kind": kind, "name": _callable_name(callback), "error": None}
             try:
@@ -692,6 +694,15 @@ class _TaskRun:
             self.ti.rendered_map_index = str(label)
         except Exception:
             log.exception("Could not render map_index_template %r", template)
+
+
+_STATE_SEEN_BY_CALLBACK = {
+    "on_execute_callback": "running",
+    "on_success_callback": "success",
+    "on_failure_callback": "failed",
+    "on_retry_callback": "up_for_retry",
+    "on_skipped_callback": "skipped",
+}
 
 
 def resume_execution(

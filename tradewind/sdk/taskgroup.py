@@ -411,10 +411,9 @@ class _TaskGroupFactory:
             if self.function.__doc__ and not group.tooltip:
                 group.tooltip = self.function.__doc__
             result = self.function(*args, **kwargs)
-        # A function returning a task (or XComArg) binds later dependencies to it, not to the whole group.
-        if result is not None and isinstance(result, DependencyMixin) and not isinstance(result, TaskGroup):
-            return result
-        return group
+        # Whatever the function returns (a task, an XComArg, a list of them) is what later dependencies bind
+        # to, as in Airflow; the whole group only when it returns nothing.
+        return group if result is None else result
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._create(TaskGroup, *args, **{**self.partial_kwargs, **kwargs})

@@ -230,11 +230,12 @@ def test_downstream_tasks_skipped_is_success_with_skips(client, run):
 
 
 def test_callbacks_run_in_the_child_with_the_context(client, run):
-    calls = []
+    calls, states = [], []
 
     def record(kind):
         def callback(context):
             calls.append((kind, context["ti"].task_id, type(context.get("exception")).__name__))
+            states.append((kind, context["ti"].state))
 
         return callback
 
@@ -274,6 +275,14 @@ def test_callbacks_run_in_the_child_with_the_context(client, run):
         ("skipped", "skip", "AirflowSkipException"),
         ("failure", "fatal", "AirflowFailException"),
     ]
+    # Each callback sees the state its try ends in (alerting callbacks report ti.state), as in Airflow.
+    assert set(states) == {
+        ("execute", "running"),
+        ("success", "success"),
+        ("retry", "up_for_retry"),
+        ("failure", "failed"),
+        ("skipped", "skipped"),
+    }
 
 
 def test_execution_timeout_fails_the_task_in_process(client, run):
@@ -426,7 +435,7 @@ def test_airflow_context_environment_variables_are_exported(client, run):
 
 
 def test_a_notifier_renders_its_fields_with_the_context_and_a_failing_one_changes_nothing(client, run):
-    from airflow.notifications.basenotifier import BaseNotifier
+    from tradewind.sdk.notifier import BaseNotifier
 
     sent = []
 

@@ -142,6 +142,19 @@ def test_task_group_decorator_with_arguments_and_override():
     assert again.task_id == "other.only"
 
 
+def test_task_group_decorator_forwards_any_returned_value():
+    @task_group
+    def pair():
+        return [Op(task_id="a"), Op(task_id="b")]
+
+    with DAG("d", start_date=START) as dag:
+        first, second = pair()
+        first >> Op(task_id="after_a")
+        second.task_group >> Op(task_id="after_group")
+    assert ("pair.a", "after_a") in edges(dag) and ("pair.b", "after_a") not in edges(dag)
+    assert {("pair.a", "after_group"), ("pair.b", "after_group")} <= edges(dag)
+
+
 def test_task_group_string_argument_is_the_group_id():
     @task_group("named")
     def section():
