@@ -5,8 +5,8 @@ branching, a sensor, a task group, labels, trigger rules, datasets, XCom pulls i
 from datetime import datetime, timedelta
 
 import pendulum
-from airflow.models.dataset import Dataset
 from airflow.models import DAG, Variable
+from airflow.models.dataset import Dataset
 from airflow.operators.bash_operator import BashOperator
 from airflow.operators.dummy import DummyOperator
 from airflow.operators.python_operator import BranchPythonOperator, PythonOperator
