@@ -542,8 +542,8 @@ class _Evaluation:
             self._finish_timed_out()
             return self._collect()
         self._due_waits()
+        self._fail_fast()  # first: what it stops is skipped, before a failed upstream could fail it
         self._settle()
-        self._fail_fast()
         self._decide_run_state()
         return self._collect()
 
@@ -586,7 +586,6 @@ class _Evaluation:
             task = self.spec.tasks.get(cell.task_id)
             if task is not None and not task.is_teardown and cell.state not in FINISHED:
                 self._set(cell, S.FAILED if cell.state == S.RUNNING else S.SKIPPED)
-        self._settle()  # the teardowns' upstreams are done now
 
     def _due_waits(self) -> None:
         for cell in self.cells:

@@ -476,11 +476,14 @@ def test_fail_fast_stops_the_other_tasks_but_not_teardowns() -> None:
         a = EmptyOperator(task_id="a")
         b = EmptyOperator(task_id="b")
         c = EmptyOperator(task_id="c")
+        after_a = EmptyOperator(task_id="after_a")
         td = EmptyOperator(task_id="td").as_teardown(setups=setup)
         setup >> [a, b] >> td
         b >> c
+        a >> after_a
     after, decisions = evaluated(dag, {"setup": "success", "a": "failed", "b": "running"})
     assert after["b"] == "failed" and after["c"] == "skipped"
+    assert after["after_a"] == "skipped"  # stopped, as in Airflow, before its trigger rule could fail it
     assert after["td"] == "scheduled"
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from tradewind.sdk.baseoperator import BaseOperator
 from tradewind.sdk.context import KNOWN_CONTEXT_KEYS
+from tradewind.sdk.exceptions import AirflowSkipException
 from tradewind.sdk.execution import determine_kwargs
 from tradewind.sdk.operators.bash import BashOperator
 from tradewind.sdk.operators.python import (
@@ -474,12 +475,42 @@ class TaskDecoratorCollection:
         """@task.branch_external_python: @task.branch, run in-process."""
         return self.branch(python_callable, multiple_outputs=multiple_outputs, **_in_process(kwargs))
 
+    def run_if(self, condition: Callable[[Any], Any], skip_message: str | None = None) -> Callable:
+        """@task.run_if(condition), above a task decorator: the task is skipped unless `condition(context)`
+        is true when it is about to run (Airflow 2.10)."""
+        return _skip_unless(condition, skip_message, run_when=True)
+
+    def skip_if(self, condition: Callable[[Any], Any], skip_message: str | None = None) -> Callable:
+        """@task.skip_if(condition), above a task decorator: the task is skipped when `condition(context)`
+        is true when it is about to run (Airflow 2.10)."""
+        return _skip_unless(condition, skip_message, run_when=False)
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
         raise AttributeError(
             f"@task.{name} is not available on Tradewind (it needs a provider package that is not installed)"
         )
+
+
+def _skip_unless(condition: Callable[[Any], Any], skip_message: str | None, *, run_when: bool) -> Callable:
+    """The decorator of @task.run_if / @task.skip_if: the task's pre_execute checks the condition first."""
+
+    def decorate(decorated: _TaskDecorator) -> _TaskDecorator:
+        if not isinstance(decorated, _TaskDecorator):
+            raise TypeError("@task.run_if and @task.skip_if go above a task decorator such as @task")
+        earlier = decorated.kwargs.get("pre_execute")
+
+        def pre_execute(context: Any) -> None:
+            if bool(condition(context)) != run_when:
+                raise AirflowSkipException(skip_message or "Task was skipped due to condition.")
+            if earlier is not None:
+                earlier(context)
+
+        decorated.kwargs["pre_execute"] = pre_execute
+        return decorated
+
+    return decorate
 
 
 task = TaskDecoratorCollection()

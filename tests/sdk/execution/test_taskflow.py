@@ -166,6 +166,41 @@ def test_task_bash_branch_short_circuit_and_sensor(client, run):
     assert outcome["state"] == "failed" and "non-empty string" in outcome["error"]
 
 
+def test_run_if_and_skip_if_decide_when_the_task_is_about_to_run(client, run):
+    hooked = []
+
+    def on_weekdays(context):
+        return context["logical_date"].weekday() < 5  # 2024-01-02 is a Tuesday
+
+    with make_dag() as dag:
+
+        @task.run_if(on_weekdays)
+        @task.bash
+        def weekday_report() -> str:
+            return "echo weekday"
+
+        @task.skip_if(on_weekdays, skip_message="weekdays need no backup")
+        @task(pre_execute=lambda context: hooked.append(context["ti"].task_id))
+        def weekend_backup() -> str:
+            return "backed up"
+
+        @task.skip_if(lambda context: False)
+        @task(pre_execute=lambda context: hooked.append(context["ti"].task_id))
+        def always() -> str:
+            return "ran"
+
+        weekday_report()
+        weekend_backup()
+        always()
+    assert run(dag, "weekday_report")["state"] == "success" and value(client, "weekday_report") == "weekday"
+    skipped = run(dag, "weekend_backup")
+    assert (skipped["state"], skipped["error"]) == ("skipped", "weekdays need no backup")
+    assert run(dag, "always")["state"] == "success" and value(client, "always") == "ran"
+    assert hooked == ["always"]  # the task's own pre_execute runs after the condition, when it holds
+    with pytest.raises(TypeError, match="above a task decorator"):
+        task.run_if(on_weekdays)(lambda: None)
+
+
 def test_virtualenv_and_external_python_decorators_accept_their_options_and_run_in_process(client, run):
     # Airflow's example_branch_operator_decorator passes venv_cache_path to @task.branch_virtualenv.
     venv = {
