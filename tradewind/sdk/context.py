@@ -439,6 +439,7 @@ def build_context(*, dag: Any, task: Any, ti: Any, ti_info: Mapping[str, Any], p
     """Every context key Airflow 2 and 3 give a task, built from the parent's ti_info."""
     dag_run = RuntimeDagRun(ti_info)
     logical = dag_run.logical_date
+    inlets = list(getattr(task, "inlets", None) or [])
     context = Context(
         conf=conf,
         conn=ConnectionAccessor(),
@@ -455,8 +456,8 @@ def build_context(*, dag: Any, task: Any, ti: Any, ti_info: Mapping[str, Any], p
         prev_start_date_success=parse_datetime(ti_info.get("prev_start_date_success")),
         prev_end_date_success=parse_datetime(ti_info.get("prev_end_date_success")),
         prev_execution_date_success=parse_datetime(ti_info.get("prev_logical_date_success")),
-        inlets=list(getattr(task, "inlets", None) or []),
-        inlet_events=InletEventAccessors(getattr(task, "inlets", None) or []),
+        inlets=inlets,
+        inlet_events=InletEventAccessors(inlets),
         outlets=list(getattr(task, "outlets", None) or []),
         outlet_events=OutletEventAccessors(),
         triggering_asset_events=dag_run.triggering_asset_events,

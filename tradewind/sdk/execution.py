@@ -95,8 +95,8 @@ class Client(Protocol):
 
     def get_asset_events(self, *, uri: str | None = None, alias: str | None = None) -> list[dict]:
         """The events of the asset at `uri` (or added through the alias `alias`), oldest first: {"id", "uri",
-        "extra", "timestamp", "source_dag_id", "source_run_id", "source_task_id", "source_map_index",
-        "source_aliases"}."""
+        "asset": {"uri", "name", "group"}, "extra", "timestamp", "source_dag_id", "source_run_id",
+        "source_task_id", "source_map_index", "source_aliases"}."""
         ...
 
 
