@@ -1,17 +1,4 @@
-"""`airflow.models.dataset` (Airflow 2.4–2.11): the dataset classes DAG files import from here too."""
+"""`airflow.models.dataset` (Airflow 2.4–2.11): the same names as `airflow.datasets`."""
 
-from __future__ import annotations
-
-from tradewind.sdk.assets import (
-    Dataset,
-    DatasetAlias,
-    DatasetAll,
-    DatasetAny,
-)
-
-__all__ = [
-    "Dataset",
-    "DatasetAlias",
-    "DatasetAll",
-    "DatasetAny",
-]
+from airflow.datasets import *  # noqa: F403
+from airflow.datasets import __all__  # noqa: F401
