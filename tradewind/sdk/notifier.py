@@ -4,13 +4,13 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
+from tradewind.sdk.logging_mixin import LoggingMixin
 from tradewind.sdk.templater import Templater
 
 
-class BaseNotifier(Templater):
+class BaseNotifier(LoggingMixin, Templater):
     """Subclasses set `template_fields` and implement `notify(context)`. A notifier that raises is logged,
     not fatal: a failed notification does not change the task's outcome, as in Airflow."""
 
@@ -20,11 +20,6 @@ class BaseNotifier(Templater):
     def __init__(self) -> None:
         super().__init__()
         self.resolve_template_files()
-
-    @property
-    def log(self) -> logging.Logger:
-        """The logger of the notifier's class (Airflow's LoggingMixin)."""
-        return logging.getLogger(f"{type(self).__module__}.{type(self).__name__}")
 
     def notify(self, context: Any) -> None:
         """Send the notification."""

@@ -13,10 +13,11 @@ from __future__ import annotations
 import datetime
 import glob
 import importlib
-import logging
 import os
 from collections.abc import AsyncIterator
 from typing import Any
+
+from tradewind.sdk.logging_mixin import LoggingMixin
 
 
 class TriggerEvent:
@@ -35,17 +36,13 @@ class TriggerEvent:
         return hash(repr(self.payload))
 
 
-class BaseTrigger:
+class BaseTrigger(LoggingMixin):
     """Base class of triggers: `serialize()` names the class and the kwargs that rebuild it; `run()` is an
-    async generator that yields TriggerEvents; `cleanup()` runs when the trigger stops."""
+    async generator that yields TriggerEvents; `cleanup()` runs when the trigger stops. `self.log`'s lines go
+    to the task's log."""
 
     def __init__(self, **kwargs: Any) -> None:
         self.trigger_id: int | None = None
-
-    @property
-    def log(self) -> logging.Logger:
-        """The logger of the trigger's class (Airflow's LoggingMixin); its lines go to the task's log."""
-        return logging.getLogger(f"{type(self).__module__}.{type(self).__name__}")
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """(classpath, kwargs) such that `import(classpath)(**kwargs)` recreates this trigger."""

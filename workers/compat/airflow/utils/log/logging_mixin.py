@@ -1,14 +1,5 @@
 """`airflow.utils.log.logging_mixin`."""
 
-from __future__ import annotations
+from tradewind.sdk.logging_mixin import LoggingMixin
 
-import logging
-
-
-class LoggingMixin:
-    """Gives a class a `log` logger named after it (Airflow's LoggingMixin)."""
-
-    @property
-    def log(self) -> logging.Logger:
-        """The logger of this object's class."""
-        return logging.getLogger(f"{type(self).__module__}.{type(self).__name__}")
+__all__ = ["LoggingMixin"]
