@@ -7,6 +7,20 @@ from typing import Any
 
 import pendulum
 
+__all__ = [
+    "TIMEZONE",
+    "coerce_datetime",
+    "convert_to_utc",
+    "datetime",
+    "is_localized",
+    "is_naive",
+    "make_aware",
+    "make_naive",
+    "parse",
+    "utc",
+    "utcnow",
+]
+
 utc = pendulum.UTC
 TIMEZONE = utc
 
