@@ -22,6 +22,7 @@ def test_bad_files_are_import_errors_and_the_good_dag_still_runs(dags, dag_copy,
     document = result.document
     errors = document["import_errors"]
     assert sorted(errors) == [
+        "custom_timetable.py",
         "cycle.py",
         "duplicate_task.py",
         "exits.py",
@@ -39,6 +40,10 @@ def test_bad_files_are_import_errors_and_the_good_dag_still_runs(dags, dag_copy,
     assert first_lines["exits.py"] == "sys.exit(3) was called while importing exits.py"
     assert "Cycle detected in DAG: cycle" in first_lines["cycle.py"]
     assert "Task id 'same' has already been added" in first_lines["duplicate_task.py"]
+    # Before, the DAG was stored and computing its next run crashed the whole upload.
+    assert first_lines["custom_timetable.py"].startswith(
+        "SerializationError while serializing DAG 'custom_timetable': timetable class 'EveryDay' is not supported"
+    )
 
     assert document["dags"] == [
         {

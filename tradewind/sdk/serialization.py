@@ -25,7 +25,7 @@ from tradewind.sdk.dag import DAG
 from tradewind.sdk.exceptions import SerializationError
 from tradewind.sdk.params import ArgNotSet, Param, ParamsDict
 from tradewind.sdk.taskgroup import MappedTaskGroup, TaskGroup
-from tradewind.sdk.timetables import timezone_name
+from tradewind.sdk.timetables import Timetable, timezone_name
 from tradewind.sdk.xcom_arg import ResolveMixin, XComArg
 
 FORMAT_VERSION = 1
@@ -316,6 +316,19 @@ def _edges(dag: DAG) -> list[dict[str, Any]]:
     return edges
 
 
+def _schedule(dag: DAG) -> dict[str, Any]:
+    """The DAG's timetable in JSON form. Only the platform's own timetables have one: the scheduler computes
+    runs without importing DAG code. Airflow likewise refuses a timetable class that no plugin registers."""
+    cls = type(dag.timetable)
+    if cls.__module__ != Timetable.__module__:
+        raise SerializationError(
+            f"timetable class {cls.__qualname__!r} is not supported: the scheduler computes "
+            "runs outside DAG code, so a schedule must be a cron expression, a preset, a timedelta, assets or "
+            "one of the built-in timetables (airflow.timetables.*)"
+        )
+    return dag.timetable.to_dict()
+
+
 def serialize_dag(dag: DAG) -> dict[str, Any]:
     """The DAG as a JSON-able dict (see the module docstring and SDK_SPEC.md)."""
     try:
@@ -332,7 +345,7 @@ def serialize_dag(dag: DAG) -> dict[str, Any]:
             "airflow_version": dag.airflow_version,
             "description": dag.description,
             "doc_md": dag.doc_md,
-            "schedule": dag.timetable.to_dict(),
+            "schedule": _schedule(dag),
             "timezone": timezone_name(dag.timezone),
             "start_date": _iso(dag.start_date),
             "end_date": _iso(dag.end_date),

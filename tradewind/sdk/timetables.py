@@ -214,8 +214,8 @@ class DagRunInfo(NamedTuple):
 
 
 class Timetable:
-    """Base of every schedule (Airflow's Timetable protocol). Custom subclasses in DAG files work while the
-    DAG is parsed, but the scheduler can only compute the built-in ones."""
+    """Base of every schedule (Airflow's Timetable protocol). A DAG file may subclass it, but such a DAG does
+    not serialize (serialization._schedule): the scheduler computes only the built-in timetables."""
 
     periodic: bool = True
     can_be_scheduled: bool = True
