@@ -209,7 +209,7 @@ def test_validate_only_reports_import_errors_without_activating(dags, dag_copy, 
     (folder / "loops_forever.py").unlink()  # keeps the test fast; the other bad files are enough here
     result = dags("upload", "--tenant", tenant.slug, str(folder), "--validate-only")
     assert result.exit_code == 1
-    assert "Import errors (4):" in result.stdout and "cycle.py:" in result.stdout
+    assert "Import errors (5):" in result.stdout and "cycle.py:" in result.stdout
     assert "Activated: no" in result.stdout
     assert not Dag.objects.filter(tenant=tenant, dag_id="good", is_active=True).exists()
 
