@@ -830,14 +830,15 @@ def _record_asset_events(run: DagRun, ti: TaskInstance, asset_events: list[dict]
         uri = str(item.get("uri") or "")
         if not uri:
             continue
-        asset, _ = Asset.objects.get_or_create(
+        name = str(item.get("name") or uri)[:1500]
+        asset, created = Asset.objects.get_or_create(
             tenant_id=run.tenant_id,
             uri=uri,
-            defaults={
-                "name": str(item.get("name") or uri)[:1500],
-                "group": str(item.get("group") or "")[:1500],
-            },
+            defaults={"name": name, "group": str(item.get("group") or "")[:1500]},
         )
+        if not created and asset.name == uri != name:  # first recorded without its name (an older task)
+            asset.name = name
+            asset.save(update_fields=["name"])
         AssetEvent.objects.create(
             tenant_id=run.tenant_id,
             asset=asset,

@@ -301,12 +301,16 @@ class TaskRpcHandler:
 
     # --- assets -------------------------------------------------------------------------------------
 
-    def get_asset_events(self, *, uri: str | None = None, alias: str | None = None) -> list[dict]:
-        """The tenant's events of the asset at `uri`, or those added through the AssetAlias `alias`: the
-        latest INLET_EVENTS_MAX, oldest first."""
+    def get_asset_events(
+        self, *, uri: str | None = None, name: str | None = None, alias: str | None = None
+    ) -> list[dict]:
+        """The tenant's events of the asset at `uri` or named `name`, or those added through the AssetAlias
+        `alias`: the latest INLET_EVENTS_MAX, oldest first."""
         events = AssetEvent.objects.for_tenant(self.tenant_id)
         if alias is not None:
             events = events.filter(source_alias=_text(alias, "alias"))
+        elif name is not None:
+            events = events.filter(asset__name=_text(name, "name"))
         else:
             events = events.filter(asset__uri=_text(uri, "uri"))
         latest = events.select_related("asset", "source_dag_run__dag").order_by("-timestamp", "-pk")

@@ -79,6 +79,7 @@ def test_isolation_folder(tenant, other_tenant, victim_run):
         "count": "success",
         "stamp": "success",
         "through_alias": "success",
+        "to_named": "success",
         "unstorable": "failed",
         "read": "success",
     }

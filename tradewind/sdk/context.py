@@ -263,7 +263,8 @@ class OutletEventAccessor:
             raise TypeError("add() is only available on an AssetAlias's outlet events")
         uri = str(getattr(asset, "uri", asset))
         extra = plain_extra(extra or {}, what=f"The extra of the event of asset {uri!r}")
-        self.asset_alias_events.append({"uri": uri, "extra": extra, "alias": alias_name})
+        name = str(getattr(asset, "name", uri))
+        self.asset_alias_events.append({"uri": uri, "name": name, "extra": extra, "alias": alias_name})
 
 
 class OutletEventAccessors(Mapping):
@@ -296,7 +297,8 @@ class OutletEventAccessors(Mapping):
             accessor = self._accessors.get((kind, name))
             if kind == "asset":
                 extra = accessor.extra if accessor else {}
-                events.append({"uri": name, "extra": plain_extra(extra, what=f"The extra of asset {name!r}")})
+                extra = plain_extra(extra, what=f"The extra of asset {name!r}")
+                events.append({"uri": name, "name": str(getattr(outlet, "name", name)), "extra": extra})
             elif accessor:
                 events.extend(accessor.asset_alias_events)
         return events
@@ -362,8 +364,8 @@ class InletEventsAccessor(Sequence):
     """`inlet_events[asset]`: the asset's events, oldest first (`[-1]` is the latest; slices work), asked of
     the platform on first use. Only the latest 1000 are there (Airflow gives every one)."""
 
-    def __init__(self, *, uri: str | None = None, alias: str | None = None) -> None:
-        self._query = {"uri": uri, "alias": alias}
+    def __init__(self, *, uri: str | None = None, name: str | None = None, alias: str | None = None) -> None:
+        self._query = {key: value for key, value in (("uri", uri), ("name", name), ("alias", alias)) if value}
         self._events: list[SimpleNamespace] | None = None
 
     def _all(self) -> list[SimpleNamespace]:
@@ -381,38 +383,62 @@ class InletEventsAccessor(Sequence):
 
 
 class InletEventAccessors(Mapping):
-    """`inlet_events`: for each of the task's inlets (an Asset or AssetAlias; a URI string or the inlet's
-    position also finds it) the accessor of its events. Anything that is not an inlet is a KeyError, as in
-    Airflow."""
+    """`inlet_events`: for each of the task's inlets (an Asset, an Asset.ref or an AssetAlias) the accessor of
+    its events. An inlet is found by itself, by its URI string, by its position, and an asset and a ref to it
+    find each other (by URI or by name; Airflow resolves refs to their assets). Anything that is not an inlet
+    is a KeyError, as in Airflow."""
 
     def __init__(self, inlets: list[Any]) -> None:
-        self._inlets: dict[tuple[str, str], Any] = {}
-        for inlet in inlets:
-            if isinstance(inlet, str):  # inlets may hold anything (lineage); only assets and aliases count
-                continue
-            with contextlib.suppress(TypeError):
-                self._inlets.setdefault(_asset_key(inlet), inlet)
-        self._accessors: dict[tuple[str, str], InletEventsAccessor] = {}
+        # inlets may hold anything (lineage); only assets, refs and aliases count
+        self._inlets = [inlet for inlet in inlets if not isinstance(inlet, str) and _inlet_keys(inlet)]
+        self._accessors: dict[int, InletEventsAccessor] = {}
 
     def __getitem__(self, key: Any) -> InletEventsAccessor:
-        try:
-            if isinstance(key, int) and not isinstance(key, bool):
-                key = list(self._inlets.values())[key]
-            kind, name = _asset_key(key)
-        except (IndexError, TypeError):
-            raise KeyError(key) from None
-        if (kind, name) not in self._inlets:
-            raise KeyError(key)
-        if (kind, name) not in self._accessors:
-            query = {"alias": name} if kind == "alias" else {"uri": name}
-            self._accessors[kind, name] = InletEventsAccessor(**query)
-        return self._accessors[kind, name]
+        if isinstance(key, int) and not isinstance(key, bool):
+            if not -len(self._inlets) <= key < len(self._inlets):
+                raise KeyError(key)
+            index = key % len(self._inlets)
+        else:
+            wanted = _inlet_keys(key)
+            index = next((i for i, inlet in enumerate(self._inlets) if wanted & _inlet_keys(inlet)), None)
+            if index is None:
+                raise KeyError(key)
+        if index not in self._accessors:
+            self._accessors[index] = InletEventsAccessor(**_inlet_query(self._inlets[index]))
+        return self._accessors[index]
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self._inlets.values())
+        return iter(self._inlets)
 
     def __len__(self) -> int:
         return len(self._inlets)
+
+
+def _inlet_keys(item: Any) -> set[tuple[str, str]]:
+    """What identifies an inlet or a key of inlet_events: ("uri", …), ("name", …) of an asset (a ref has one
+    of the two), ("alias", …) of an alias; empty for anything else."""
+    from tradewind.sdk.assets import Asset, AssetAlias, AssetRef
+
+    if isinstance(item, str):
+        return {("uri", item)}
+    if isinstance(item, Asset):
+        return {("uri", item.uri), ("name", item.name)}
+    if isinstance(item, AssetRef):
+        return {("uri", item.uri)} if item.uri is not None else {("name", item.name)}
+    if isinstance(item, AssetAlias):
+        return {("alias", item.name)}
+    return set()
+
+
+def _inlet_query(inlet: Any) -> dict[str, str]:
+    """The Client.get_asset_events arguments that give this inlet's events."""
+    from tradewind.sdk.assets import AssetAlias, AssetRef
+
+    if isinstance(inlet, AssetAlias):
+        return {"alias": inlet.name}
+    if isinstance(inlet, AssetRef) and inlet.uri is None:
+        return {"name": inlet.name}
+    return {"uri": inlet.uri}
 
 
 def _ds(moment: datetime.date) -> str:

@@ -93,8 +93,11 @@ class Client(Protocol):
         """How many runs of the DAG at those logical dates are in `states`."""
         ...
 
-    def get_asset_events(self, *, uri: str | None = None, alias: str | None = None) -> list[dict]:
-        """The events of the asset at `uri` (or added through the alias `alias`), oldest first: {"id", "uri",
+    def get_asset_events(
+        self, *, uri: str | None = None, name: str | None = None, alias: str | None = None
+    ) -> list[dict]:
+        """The events of the asset at `uri` or named `name` (or added through the alias `alias`), oldest
+        first: {"id", "uri",
         "asset": {"uri", "name", "group"}, "extra", "timestamp", "source_dag_id", "source_run_id",
         "source_task_id", "source_map_index", "source_aliases"}."""
         ...

@@ -148,8 +148,10 @@ class RpcClient:
     def count_dag_runs(self, *, dag_id: str, logical_dates: list[str], states: list[str]) -> int:
         return self._channel.call("count_dag_runs", dag_id=dag_id, logical_dates=logical_dates, states=states)
 
-    def get_asset_events(self, *, uri: str | None = None, alias: str | None = None) -> list[dict]:
-        return self._channel.call("get_asset_events", uri=uri, alias=alias)
+    def get_asset_events(
+        self, *, uri: str | None = None, name: str | None = None, alias: str | None = None
+    ) -> list[dict]:
+        return self._channel.call("get_asset_events", uri=uri, name=name, alias=alias)
 
 
 def main(rpc_fd: int, out_fd: int, server_pid: int, extra_fd: int | None = None) -> NoReturn:

@@ -51,7 +51,9 @@ def test_airflow2_legacy_operators(dags_dir, run, client):
     }
     assert all(o["state"] == "success" for o in outcomes.values()), outcomes
     assert outcomes["branch"]["followed"] == ["weekday"]  # 2024-01-02 is a Tuesday
-    assert outcomes["work.produce"]["asset_events"] == [{"uri": "s3://reports/daily.csv", "extra": {}}]
+    assert outcomes["work.produce"]["asset_events"] == [
+        {"uri": "s3://reports/daily.csv", "name": "s3://reports/daily.csv", "extra": {}}
+    ]
     assert xcom(client, "legacy_operators", "work.show") == "prod-report 5"
 
 
@@ -64,7 +66,9 @@ def test_airflow3_pipeline_with_mapping_assets_and_params(dags_dir, run, client)
         assert run(dag, "load", map_index=index)["state"] == "success"
     assert [xcom(client, "modern_pipeline", "load", map_index=i) for i in range(3)] == [12, 13, 8]
     outcome = run(dag, "publish")
-    assert outcome["asset_events"] == [{"uri": "s3://warehouse/orders", "extra": {"total": 33}}]
+    assert outcome["asset_events"] == [
+        {"uri": "s3://warehouse/orders", "name": "s3://warehouse/orders", "extra": {"total": 33}}
+    ]
     assert run(dag, "report.stamp")["state"] == "success"
     assert xcom(client, "modern_pipeline", "report.stamp") == "2024-01-02 2"
     bad = run(dag, "regions", conf={"scale": 0})

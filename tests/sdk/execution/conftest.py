@@ -115,9 +115,12 @@ class InMemoryClient:
             if row["dag_id"] == dag_id and row["logical_date"] in logical_dates and row["state"] in states
         )
 
-    def get_asset_events(self, *, uri: str | None = None, alias: str | None = None) -> list[dict]:
-        self.asset_event_queries.append({"uri": uri, "alias": alias})
-        return self.asset_events.get(("alias", alias) if alias is not None else ("uri", uri), [])
+    def get_asset_events(
+        self, *, uri: str | None = None, name: str | None = None, alias: str | None = None
+    ) -> list[dict]:
+        query = {key: value for key, value in (("uri", uri), ("name", name), ("alias", alias)) if value}
+        self.asset_event_queries.append(query)
+        return self.asset_events.get(next(iter(query.items())), [])
 
 
 @pytest.fixture

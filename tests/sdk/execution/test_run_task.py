@@ -336,12 +336,19 @@ def test_asset_events_with_extras_metadata_and_aliases(client, run):
         )
     outcome = run(dag, "task")
     assert outcome["asset_events"] == [
-        {"uri": "s3://bucket/a", "extra": {"rows": 3}},
-        {"uri": "s3://bucket/b", "extra": {}},
-        {"uri": "s3://bucket/dynamic", "extra": {"k": "v"}, "alias": "my-alias"},
+        {"uri": "s3://bucket/a", "name": "s3://bucket/a", "extra": {"rows": 3}},
+        {"uri": "s3://bucket/b", "name": "s3://bucket/b", "extra": {}},
+        {
+            "uri": "s3://bucket/dynamic",
+            "name": "s3://bucket/dynamic",
+            "extra": {"k": "v"},
+            "alias": "my-alias",
+        },
     ]
     outcome = run(dag, "meta")
-    assert outcome["asset_events"] == [{"uri": "s3://bucket/m", "extra": {"from": "yield"}}]
+    assert outcome["asset_events"] == [
+        {"uri": "s3://bucket/m", "name": "s3://bucket/m", "extra": {"from": "yield"}}
+    ]
     assert client.xcoms[("test_dag", client.run_id, "meta", -1, "return_value")] == "done"
     assert run(dag, "fails")["asset_events"] == []
 
@@ -376,9 +383,30 @@ def test_inlet_events_are_asked_for_on_first_use_and_only_for_inlets(client, run
     assert seen["latest"] == ("load", datetime.datetime(2024, 1, 2, tzinfo=datetime.UTC), orders.uri)
     assert seen["inlets"] == [orders, nightly]
     assert client.asset_event_queries == [  # one question per inlet, however often it is read
-        {"uri": orders.uri, "alias": None},
-        {"uri": None, "alias": "nightly"},
+        {"uri": orders.uri},
+        {"alias": "nightly"},
     ]
+
+
+def test_an_asset_ref_inlet_finds_the_assets_events_and_the_asset_finds_the_refs(client, run):
+    """Airflow resolves Asset.ref inlets to their assets: a ref by name asks for the named asset's events, and
+    the asset itself finds the same inlet."""
+    target = Asset(uri="s3://bucket/ref-target", name="ref_target")
+    client.asset_events[("name", "ref_target")] = [{"uri": target.uri, "extra": {"n": 1}}]
+    seen = {}
+
+    def read(inlet_events):
+        by_ref = inlet_events[Asset.ref(name="ref_target")]
+        seen["same accessor"] = inlet_events[target] is by_ref
+        seen["extras"] = [e.extra["n"] for e in by_ref]
+        with pytest.raises(KeyError):
+            inlet_events[Asset.ref(name="another")]
+
+    with make_dag() as dag:
+        PythonOperator(task_id="task", python_callable=read, inlets=[Asset.ref(name="ref_target")])
+    assert run(dag, "task")["state"] == "success"
+    assert seen == {"same accessor": True, "extras": [1]}
+    assert client.asset_event_queries == [{"name": "ref_target"}]
 
 
 def test_async_callables_run_to_their_end_in_an_event_loop(client, run):
@@ -404,7 +432,9 @@ def test_async_callables_run_to_their_end_in_an_event_loop(client, run):
     assert client.xcoms[("test_dag", client.run_id, "gather", -1, "return_value")] == 3
     failed = run(dag, "fails")
     assert failed["state"] == "failed" and "the body ran" in failed["error"]
-    assert run(dag, "emits")["asset_events"] == [{"uri": "s3://bucket/async", "extra": {"rows": 5}}]
+    assert run(dag, "emits")["asset_events"] == [
+        {"uri": "s3://bucket/async", "name": "s3://bucket/async", "extra": {"rows": 5}}
+    ]
 
 
 def test_asset_event_extras_are_stored_as_json_dates_as_iso_strings(client, run):
@@ -418,7 +448,7 @@ def test_asset_event_extras_are_stored_as_json_dates_as_iso_strings(client, run)
         PythonOperator(task_id="stamp", python_callable=stamp, outlets=[Asset("s3://bucket/a")])
         PythonOperator(task_id="unstorable", python_callable=unstorable, outlets=[Asset("s3://bucket/a")])
     assert run(dag, "stamp")["asset_events"] == [
-        {"uri": "s3://bucket/a", "extra": {"day": "2024-05-06", "pair": [1, 2]}}
+        {"uri": "s3://bucket/a", "name": "s3://bucket/a", "extra": {"day": "2024-05-06", "pair": [1, 2]}}
     ]
     failed = run(dag, "unstorable")
     assert failed["state"] == "failed"

@@ -1,5 +1,6 @@
 """inlet_events: a task reads the events its inlets got earlier in the run (extras, sources, through an
-alias), never another tenant's events of the same URI; an extra JSON cannot hold fails its task clearly."""
+alias, through an Asset.ref by name), never another tenant's events of the same URI; an extra JSON cannot
+hold fails its task clearly."""
 
 from datetime import datetime
 
@@ -7,6 +8,7 @@ from airflow.sdk import Asset, AssetAlias, Metadata, dag, task
 
 orders = Asset("s3://shared/orders")  # another tenant has events of this URI too
 alias = AssetAlias("nightly")
+named = Asset(uri="s3://shared/named", name="named_asset")
 
 
 @dag(schedule=None, start_date=datetime(2024, 1, 1), catchup=False)
@@ -23,11 +25,17 @@ def inlet_events():
     def through_alias(**context):
         context["outlet_events"][alias].add(Asset("s3://shared/aliased"), extra={"via": "alias"})
 
+    @task(outlets=[named])
+    def to_named():
+        pass
+
     @task(outlets=[orders])
     def unstorable(**context):
         context["outlet_events"][orders].extra = {"handle": object()}
 
-    @task(inlets=[orders, alias], trigger_rule="all_done")  # after `unstorable` failed, without its event
+    @task(
+        inlets=[orders, alias, Asset.ref(name="named_asset")], trigger_rule="all_done"
+    )  # after `unstorable` failed, without its event
     def read(**context):
         events = context["inlet_events"][orders]
         assert [event.extra for event in events] == [{"rows": 1}, {"rows": 2, "at": "2024-05-06T07:08:00"}]
@@ -45,13 +53,15 @@ def inlet_events():
             {"via": "alias"},
             ["nightly"],
         )
+        (by_name,) = context["inlet_events"][Asset.ref(name="named_asset")]
+        assert by_name.asset.uri == named.uri and context["inlet_events"][named][0].id == by_name.id
         try:
             context["inlet_events"][Asset("s3://not/an/inlet")]
         except KeyError:
             return "read"
         raise AssertionError("an asset that is not an inlet has no events to read")
 
-    count() >> stamp() >> through_alias() >> unstorable() >> read()
+    count() >> stamp() >> through_alias() >> to_named() >> unstorable() >> read()
 
 
 inlet_events()
