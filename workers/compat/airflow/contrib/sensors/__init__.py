@@ -1,0 +1,1 @@
+"""`airflow.contrib.sensors` (Airflow 1): the core sensors' old paths."""
