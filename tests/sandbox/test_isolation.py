@@ -20,8 +20,9 @@ SECRETS = {
 }
 
 REPORT = """
-import json, os
+import getpass, json, os
 report = {
+    "user": getpass.getuser(),
     "env": dict(os.environ),
     "cwd": os.getcwd(),
     "cwd_entries": sorted(os.listdir(".")),
@@ -67,6 +68,8 @@ def test_the_child_gets_a_scrubbed_environment(bundle, monkeypatch):
         "TMPDIR",
         "PYTHONDONTWRITEBYTECODE",
         "MALLOC_ARENA_MAX",
+        "USER",
+        "LOGNAME",
     }
     assert not set(SECRETS.values()) & set(env.values())
 
@@ -98,6 +101,7 @@ def test_as_root_the_child_runs_under_its_tenant_uid(bundle, tmp_path):
     error = parse_files(bundle.root, [name], tenant_id=TENANT)[name]["error"]
     seen = json.loads(error.split("REPORT", 1)[1].splitlines()[0])
     assert (seen["uid"], seen["gid"], seen["groups"]) == (200000 + TENANT, 200000 + TENANT, [])
+    assert seen["user"] == seen["env"]["USER"] == seen["env"]["LOGNAME"] == "airflow"  # no passwd entry
     assert seen["parent_environ"] == seen["platform_secret"] == seen["write_bundle"] == "PermissionError"
 
 

@@ -44,6 +44,7 @@ PLATFORM_ROOT = Path(__file__).resolve().parents[2]
 COMPAT_DIR = PLATFORM_ROOT / "workers" / "compat"
 # The only variables a child inherits from the platform's environment (never credentials or settings).
 INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
+TENANT_USER = "airflow"  # the user name a child under its tenant's uid is given
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 OUTPUT_TAIL_BYTES = 4096
 READ_CHUNK = 1 << 16
@@ -426,6 +427,8 @@ class _Job:
             "TMPDIR": workdir,
             "PYTHONDONTWRITEBYTECODE": "1",
             "MALLOC_ARENA_MAX": "2",  # see child.MALLOC_ARENAS: the processes the job starts need it too
+            # A tenant's uid has no passwd entry: getpass.getuser() and `$USER` answer as in Airflow's image.
+            **({"USER": TENANT_USER, "LOGNAME": TENANT_USER} if ids is not None else {}),
             **spec.env,
         }
         root = str(spec.root)
