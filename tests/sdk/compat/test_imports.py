@@ -49,6 +49,16 @@ PATHS = {
     "airflow.operators.branch": ["BaseBranchOperator"],
     "airflow.operators.trigger_dagrun": ["TriggerDagRunOperator"],
     "airflow.operators.latest_only": ["LatestOnlyOperator"],
+    "airflow.sdk.exceptions": [
+        "AirflowException",
+        "AirflowSkipException",
+        "AirflowTaskTimeout",
+        "AirflowSensorTimeout",
+        "AirflowRescheduleException",
+        "TaskDeferred",
+        "DownstreamTasksSkipped",
+        "ParamValidationError",
+    ],
     # Airflow 1 paths that Airflow 2 still resolves
     "airflow.operators.branch_operator": ["BaseBranchOperator"],
     "airflow.operators.dagrun_operator": ["TriggerDagRunOperator"],

@@ -1,17 +1,4 @@
-"""`airflow.sdk.exceptions`."""
+"""`airflow.sdk.exceptions`: since Airflow 3.1 the task exceptions live here too, so every class of
+`airflow.exceptions`."""
 
-from __future__ import annotations
-
-from tradewind.sdk.exceptions import (
-    AirflowException,
-    AirflowFailException,
-    AirflowRuntimeError,
-    AirflowSkipException,
-)
-
-__all__ = [
-    "AirflowException",
-    "AirflowFailException",
-    "AirflowRuntimeError",
-    "AirflowSkipException",
-]
+from airflow.exceptions import *  # noqa: F403
