@@ -97,9 +97,8 @@ class Client(Protocol):
         self, *, uri: str | None = None, name: str | None = None, alias: str | None = None
     ) -> list[dict]:
         """The events of the asset at `uri` or named `name` (or added through the alias `alias`), oldest
-        first: {"id", "uri",
-        "asset": {"uri", "name", "group"}, "extra", "timestamp", "source_dag_id", "source_run_id",
-        "source_task_id", "source_map_index", "source_aliases"}."""
+        first: {"id", "uri", "asset": {"uri", "name", "group"}, "extra", "timestamp", "source_dag_id",
+        "source_run_id", "source_task_id", "source_map_index", "source_aliases"}."""
         ...
 
 

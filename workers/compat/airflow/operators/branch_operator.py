@@ -1,4 +1,4 @@
-"""`airflow.operators.branch_operator` (Airflow 1 path, still resolved by Airflow 2): `airflow.operators.branch`'s names."""
+"""`airflow.operators.branch_operator` (Airflow 1; Airflow 2 still resolves it): `airflow.operators.branch`."""
 
 from airflow.operators.branch import *  # noqa: F403
 from airflow.operators.branch import __all__  # noqa: F401

@@ -1,4 +1,4 @@
-"""`airflow.operators.dagrun_operator` (Airflow 1 path, still resolved by Airflow 2): `airflow.operators.trigger_dagrun`'s names."""
+"""`airflow.operators.dagrun_operator` (Airflow 1; Airflow 2 still resolves it): `airflow.operators.trigger_dagrun`."""
 
 from airflow.operators.trigger_dagrun import *  # noqa: F403
 from airflow.operators.trigger_dagrun import __all__  # noqa: F401

@@ -1,4 +1,4 @@
-"""`airflow.operators.email_operator` (Airflow 1 path, still resolved by Airflow 2): `airflow.operators.email`'s names."""
+"""`airflow.operators.email_operator` (Airflow 1; Airflow 2 still resolves it): `airflow.operators.email`."""
 
 from airflow.operators.email import *  # noqa: F403
 from airflow.operators.email import __all__  # noqa: F401

@@ -1,4 +1,4 @@
-"""`airflow.contrib.sensors.bash_sensor` (Airflow 1 path, still resolved by Airflow 2): `airflow.sensors.bash`'s names."""
+"""`airflow.contrib.sensors.bash_sensor` (Airflow 1; Airflow 2 still resolves it): `airflow.sensors.bash`."""
 
 from airflow.sensors.bash import *  # noqa: F403
 from airflow.sensors.bash import __all__  # noqa: F401

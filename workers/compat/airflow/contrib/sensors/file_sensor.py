@@ -1,4 +1,4 @@
-"""`airflow.contrib.sensors.file_sensor` (Airflow 1 path, still resolved by Airflow 2): `airflow.sensors.filesystem`'s names."""
+"""`airflow.contrib.sensors.file_sensor` (Airflow 1; Airflow 2 still resolves it): `airflow.sensors.filesystem`."""
 
 from airflow.sensors.filesystem import *  # noqa: F403
 from airflow.sensors.filesystem import __all__  # noqa: F401

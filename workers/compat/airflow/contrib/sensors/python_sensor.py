@@ -1,4 +1,4 @@
-"""`airflow.contrib.sensors.python_sensor` (Airflow 1 path, still resolved by Airflow 2): `airflow.sensors.python`'s names."""
+"""`airflow.contrib.sensors.python_sensor` (Airflow 1; Airflow 2 still resolves it): `airflow.sensors.python`."""
 
 from airflow.sensors.python import *  # noqa: F403
 from airflow.sensors.python import __all__  # noqa: F401

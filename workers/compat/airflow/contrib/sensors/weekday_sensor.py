@@ -1,4 +1,4 @@
-"""`airflow.contrib.sensors.weekday_sensor` (Airflow 1 path, still resolved by Airflow 2): `airflow.sensors.weekday`'s names."""
+"""`airflow.contrib.sensors.weekday_sensor` (Airflow 1; Airflow 2 still resolves it): `airflow.sensors.weekday`."""
 
 from airflow.sensors.weekday import *  # noqa: F403
 from airflow.sensors.weekday import __all__  # noqa: F401
