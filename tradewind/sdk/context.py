@@ -364,8 +364,8 @@ class InletEventsAccessor(Sequence):
     """`inlet_events[asset]`: the asset's events, oldest first (`[-1]` is the latest; slices work), asked of
     the platform on first use. Only the latest 1000 are there (Airflow gives every one)."""
 
-    def __init__(self, *, uri: str | None = None, name: str | None = None, alias: str | None = None) -> None:
-        self._query = {key: value for key, value in (("uri", uri), ("name", name), ("alias", alias)) if value}
+    def __init__(self, query: dict[str, str]) -> None:
+        self._query = query  # Client.get_asset_events' arguments (_inlet_query)
         self._events: list[SimpleNamespace] | None = None
 
     def _all(self) -> list[SimpleNamespace]:
@@ -404,7 +404,7 @@ class InletEventAccessors(Mapping):
             if index is None:
                 raise KeyError(key)
         if index not in self._accessors:
-            self._accessors[index] = InletEventsAccessor(**_inlet_query(self._inlets[index]))
+            self._accessors[index] = InletEventsAccessor(_inlet_query(self._inlets[index]))
         return self._accessors[index]
 
     def __iter__(self) -> Iterator[Any]:
