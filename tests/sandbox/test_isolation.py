@@ -70,6 +70,7 @@ def test_the_child_gets_a_scrubbed_environment(bundle, monkeypatch):
         "MALLOC_ARENA_MAX",
         "USER",
         "LOGNAME",
+        "AIRFLOW_HOME",
     }
     assert not set(SECRETS.values()) & set(env.values())
 
@@ -103,6 +104,12 @@ def test_as_root_the_child_runs_under_its_tenant_uid(bundle, tmp_path):
     assert (seen["uid"], seen["gid"], seen["groups"]) == (200000 + TENANT, 200000 + TENANT, [])
     assert seen["user"] == seen["env"]["USER"] == seen["env"]["LOGNAME"] == "airflow"  # no passwd entry
     assert seen["parent_environ"] == seen["platform_secret"] == seen["write_bundle"] == "PermissionError"
+
+
+def test_airflow_home_is_the_jobs_own_directory(bundle):
+    first, second = report(bundle), report(bundle)  # the report writes a file into its working directory
+    assert first["env"]["AIRFLOW_HOME"] == first["env"]["HOME"] == first["cwd"]
+    assert second["env"]["AIRFLOW_HOME"] == second["cwd"] != first["cwd"]  # no job sees another's
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="per-tenant uids need a root parent")

@@ -425,6 +425,8 @@ class _Job:
             **_scrubbed_env(),
             "HOME": workdir,
             "TMPDIR": workdir,
+            # Airflow's image sets it and code builds paths on it: the job's own directory, no platform one.
+            "AIRFLOW_HOME": workdir,
             "PYTHONDONTWRITEBYTECODE": "1",
             "MALLOC_ARENA_MAX": "2",  # see child.MALLOC_ARENAS: the processes the job starts need it too
             # A tenant's uid has no passwd entry: getpass.getuser() and `$USER` answer as in Airflow's image.

@@ -174,6 +174,40 @@ PATHS = {
     "airflow.providers.standard.sensors.time": ["TimeSensor"],
     "airflow.providers.standard.sensors.external_task": ["ExternalTaskSensor", "ExternalTaskMarker"],
     "airflow.providers.standard.triggers.temporal": ["DateTimeTrigger"],
+    # apache-airflow-providers-common-compat, as the standard provider's example DAGs import it
+    "airflow.providers.common.compat.sdk": [
+        "BaseOperator",
+        "BaseSensorOperator",
+        "BaseHook",
+        "Context",
+        "TriggerRule",
+        "DAG",
+        "dag",
+        "task",
+        "Variable",
+        "Connection",
+        "Param",
+        "chain",
+        "conf",
+        "timezone",
+        "get_current_context",
+        "poke_mode_only",
+        "task_decorator_factory",
+        "DecoratedOperator",
+        "AirflowException",
+        "AirflowSkipException",
+        "AirflowOptionalProviderFeatureException",
+        "TaskDeferred",
+    ],
+    "airflow.providers.common.compat.assets": ["Asset", "AssetAlias", "AssetAll", "AssetAny"],
+    "airflow.providers.common.compat.standard.operators": [
+        "BaseOperator",
+        "PythonOperator",
+        "ShortCircuitOperator",
+        "get_current_context",
+    ],
+    "airflow.providers.common.compat.standard.triggers": ["TimeDeltaTrigger"],
+    "airflow.plugins_manager": ["AirflowPlugin"],
 }
 
 
@@ -254,3 +288,33 @@ def test_utility_behaviour():
     assert str(DagRunState.SUCCESS) == "success" and State.FAILED == "failed"
     assert conf.get("core", "missing_option", fallback="x") == "x"
     assert conf.getboolean("core", "load_examples") is False
+
+
+def test_common_compat_gives_the_layers_own_objects():
+    import airflow.sdk
+    from airflow.providers.common.compat import sdk as compat_sdk
+    from airflow.providers.common.compat.standard.operators import PythonOperator
+    from airflow.providers.standard.operators.python import PythonOperator as StandardPythonOperator
+
+    for name in compat_sdk.__all__:
+        if hasattr(airflow.sdk, name):
+            assert getattr(compat_sdk, name) is getattr(airflow.sdk, name), name
+    assert PythonOperator is StandardPythonOperator
+
+
+def test_a_plugin_class_declares_as_in_airflow_and_is_inert():
+    from airflow.plugins_manager import AirflowPlugin, AirflowPluginException
+
+    def shout(text: str) -> str:
+        return text.upper()
+
+    class MyPlugin(AirflowPlugin):
+        name = "my_plugin"
+        macros = [shout]
+
+    MyPlugin.validate()
+    MyPlugin.on_load()
+    assert MyPlugin.macros == [shout] and AirflowPlugin.macros == []
+    assert MyPlugin.timetables == MyPlugin.listeners == MyPlugin.flask_blueprints == []
+    with pytest.raises(AirflowPluginException):
+        AirflowPlugin.validate()

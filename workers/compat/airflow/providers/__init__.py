@@ -1,3 +1,3 @@
-"""`airflow.providers`: only the standard provider is bundled with Tradewind."""
+"""`airflow.providers`: the standard provider, and `common.compat`'s re-exports, are bundled with Tradewind."""
 
 from __future__ import annotations

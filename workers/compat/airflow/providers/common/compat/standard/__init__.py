@@ -1,0 +1,3 @@
+"""`airflow.providers.common.compat.standard`."""
+
+from __future__ import annotations
