@@ -101,6 +101,7 @@ def upload_bundle(
     bundle_name: str = "default",
     validate_only: bool = False,
     pause_new_dags: bool = False,
+    secrets_tenant_id: int | None = None,
 ) -> UploadResult:
     """Check, store, parse and (unless `validate_only`) activate a new version of the tenant's bundle.
 
@@ -109,6 +110,7 @@ def upload_bundle(
     max_bundle_bytes (uncompressed), TRADEWIND_BUNDLE_MAX_FILES, absolute paths, "..", links, devices, fifos,
     names that are not UTF-8, duplicate names, a corrupt or empty archive, more DAGs than the tenant's
     max_dags. Files that fail to import do not reject the upload: they are reported in `import_errors`.
+    `secrets_tenant_id` (dags test --tenant): whose variables and connections the files read while parsed.
     Call it outside a transaction: parsing takes seconds and must not hold the database's locks.
     """
     name = _bundle_name(bundle_name)
@@ -128,7 +130,9 @@ def upload_bundle(
             _remove_tree(staged.path)
         timings["stage_s"] = time.perf_counter() - started
         try:
-            parsed = dagparsing.parse_bundle(tenant=tenant, root=root, files=staged.files)
+            parsed = dagparsing.parse_bundle(
+                tenant=tenant, root=root, files=staged.files, secrets_tenant_id=secrets_tenant_id
+            )
             timings["parse_s"] = parsed.duration_s
             timings["parsed_files"] = len(parsed.parsed)
             recorded = time.perf_counter()

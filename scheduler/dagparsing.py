@@ -253,9 +253,13 @@ def cache_key(file: str, content_hash: str, support_hash: str) -> str:
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def parse_bundle(*, tenant: Tenant, root: Path, files: dict[str, str]) -> ParsedBundle:
+def parse_bundle(
+    *, tenant: Tenant, root: Path, files: dict[str, str], secrets_tenant_id: int | None = None
+) -> ParsedBundle:
     """Parse the DAG files of the tree at `root` (`files`: path -> sha256 of its content), taking unchanged
-    files from the tenant's parse cache. Nothing is written: record_parse stores the new cache entries."""
+    files from the tenant's parse cache. Nothing is written: record_parse stores the new cache entries.
+    `secrets_tenant_id` (dags test --tenant): the tenant whose variables and connections the files' top-level
+    code reads, instead of `tenant`'s (a file that reads any is never cached, whichever tenant answered)."""
     started = time.perf_counter()
     dag_files = find_dag_files(root, files)
     dag_file_set = set(dag_files)
@@ -276,7 +280,7 @@ def parse_bundle(*, tenant: Tenant, root: Path, files: dict[str, str]) -> Parsed
     results = {name: cached[key] for name, key in keys.items() if key in cached}
     todo = [name for name in dag_files if keys[name] not in cached]
     new_cache = {}
-    for name, (result, asked_platform) in _parse_in_sandbox(tenant.pk, root, todo).items():
+    for name, (result, asked_platform) in _parse_in_sandbox(tenant.pk, root, todo, secrets_tenant_id).items():
         dags = [{**data, "fileloc": name} for data in result["dags"]]  # where Airflow found it
         summary = [(data["dag_id"], dag_hash(data)) for data in dags]
         results[name] = FileParse(error=result["error"], summary=summary, dags=dags)
@@ -296,8 +300,9 @@ class _ParseHandler:
     """Answers a parsing child's requests (workers.rpc.ParseRpcHandler) and remembers that it was asked:
     such a file's result depends on more than its content, so it is not cached."""
 
-    def __init__(self, tenant_id: int) -> None:
+    def __init__(self, tenant_id: int, secrets_tenant_id: int | None) -> None:
         self.tenant_id = tenant_id
+        self.secrets_tenant_id = secrets_tenant_id
         self.asked = False
         self._inner: Any = None
 
@@ -306,11 +311,13 @@ class _ParseHandler:
         if self._inner is None:
             from workers.rpc import ParseRpcHandler
 
-            self._inner = ParseRpcHandler(tenant_id=self.tenant_id)
+            self._inner = ParseRpcHandler(tenant_id=self.tenant_id, secrets_tenant_id=self.secrets_tenant_id)
         return self._inner(op, kwargs)
 
 
-def _parse_in_sandbox(tenant_id: int, root: Path, files: list[str]) -> dict[str, tuple[dict[str, Any], bool]]:
+def _parse_in_sandbox(
+    tenant_id: int, root: Path, files: list[str], secrets_tenant_id: int | None = None
+) -> dict[str, tuple[dict[str, Any], bool]]:
     """file -> (result, whether the file asked the platform something), files in parallel."""
     if not files:
         return {}
@@ -319,7 +326,7 @@ def _parse_in_sandbox(tenant_id: int, root: Path, files: list[str]) -> dict[str,
     limits = sandbox.Limits(memory_mb=int(memory_mb)) if memory_mb else sandbox.Limits()
 
     def parse_one(file: str) -> tuple[dict[str, Any], bool]:
-        handler = _ParseHandler(tenant_id)
+        handler = _ParseHandler(tenant_id, secrets_tenant_id)
         try:
             result = sandbox.parse_files(
                 root, [file], tenant_id=tenant_id, handler=handler, timeout_s=timeout_s, limits=limits

@@ -87,14 +87,20 @@ class SecretReader:
 
 
 class ParseRpcHandler:
-    """The handler for parsing a tenant's DAG files: only top-level Variable.get / Connection lookups."""
+    """The handler for parsing a tenant's DAG files: only top-level Variable.get / Connection lookups.
 
-    def __init__(self, *, tenant_id: int, masker: Masker | None = None) -> None:
+    `secrets_tenant_id` lets `dags test --tenant SLUG` answer them from a real tenant while the files are
+    parsed in the test's own (ephemeral) tenant, as TaskRpcHandler does for its tasks.
+    """
+
+    def __init__(
+        self, *, tenant_id: int, masker: Masker | None = None, secrets_tenant_id: int | None = None
+    ) -> None:
         from tradewind.secrets.masking import Masker
 
         self.masker = masker if masker is not None else Masker()
         self.secrets = SecretReader(
-            tenant_id=tenant_id, masker=self.masker, actor=Actor.system("dag parsing")
+            tenant_id=secrets_tenant_id or tenant_id, masker=self.masker, actor=Actor.system("dag parsing")
         )
 
     def __call__(self, op: str, kwargs: dict[str, Any]) -> Any:
@@ -226,7 +232,9 @@ class TaskRpcHandler:
     ) -> dict:
         """Create a manual run of a DAG of this tenant: {"run_id", "state", "logical_date",
         "already_exists"}. An existing run (same run_id or logical date) is returned as it is, or with
-        `reset_dag_run` replaced by a new one. DagNotFound for a DAG this tenant does not have."""
+        `reset_dag_run` cleared to run again, as Airflow does: the same run (its tries' history kept, its conf
+        unchanged, as Airflow never changes a run's conf) with every task instance cleared, back to queued
+        if it had finished. DagNotFound for a DAG this tenant does not have."""
         from scheduler import services
 
         dag = (
@@ -243,11 +251,11 @@ class TaskRpcHandler:
         if existing is not None and not reset_dag_run:
             return _run_summary(existing, already_exists=True)
         try:
+            if existing is not None:
+                log.info("reset_dag_run: clearing run %s of %s", existing.run_id, dag.dag_id)
+                services.clear_run(tenant=dag.tenant, actor=self.actor, run=existing)
+                return _run_summary(existing, already_exists=True)
             with transaction.atomic():
-                if existing is not None:
-                    log.info("reset_dag_run: replacing run %s of %s", existing.run_id, dag.dag_id)
-                    run_id = run_id or existing.run_id
-                    existing.delete()
                 run = services.create_dag_run(
                     tenant=dag.tenant,
                     dag=dag,

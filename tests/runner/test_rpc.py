@@ -222,8 +222,10 @@ def test_trigger_creates_a_run_in_the_same_tenant_once(tenant):
     again = handler("trigger_dag_run", args)
     assert again["already_exists"] is True and again["run_id"] == "from_task"
     reset = handler("trigger_dag_run", {**args, "reset_dag_run": True, "conf": {"n": 2}})
-    assert reset["already_exists"] is False
-    assert DagRun.objects.get(tenant=tenant, dag__dag_id="target", run_id="from_task").conf == {"n": 2}
+    assert reset["run_id"] == "from_task"
+    # Cleared, not replaced (tests/runner/test_trigger_reset.py): the same run, its conf unchanged.
+    assert DagRun.objects.get(tenant=tenant, dag__dag_id="target", run_id="from_task") == run
+    assert DagRun.objects.get(pk=run.pk).conf == {"n": 1}
 
 
 def test_trigger_of_an_unknown_or_other_tenants_dag_is_refused(tenant, other_tenant):
