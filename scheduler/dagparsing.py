@@ -34,6 +34,7 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import Max
 
+from scheduler.assets import register_assets
 from scheduler.models import Bundle, BundleVersion, Dag, DagVersion, ParsedFile, ParseImportError
 from tenants.models import Tenant
 from tradewind.errors import Invalid
@@ -362,7 +363,7 @@ def record_parse(
     pause_new_dags: bool,
 ) -> StoredParse:
     """Store the parse of `version` (inside the upload's transaction): import errors, new Dag rows (not yet
-    active), DagVersions for serializations new to their DAG, and the parse-cache entries. A dag_id defined
+    active), DagVersions for serializations new to their DAG, the assets those declare, and the parse-cache entries. A dag_id defined
     by two files is an import error of the second one (the file that already defines the DAG keeps it); a
     dag_id active in another bundle of the tenant is an import error too. A DAG whose file fails to import
     keeps the DAG version it had in `previous`, as Airflow keeps a broken file's DAGs. Invalid (everything
@@ -435,6 +436,7 @@ def record_parse(
         )
     for dag_version in DagVersion.objects.bulk_create(new_versions):
         entries[dag_version.dag.dag_id]["version"] = dag_version.pk
+    register_assets(tenant.pk, (dag_version.serialized for dag_version in new_versions))
 
     import_errors = {file: "\n".join(messages) for file, messages in sorted(errors.items())}
     ParseImportError.objects.bulk_create(

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import transaction
 
 from scheduler import xcoms
-from scheduler.models import AssetEvent, Dag, DagRun, TaskInstance, XCom
+from scheduler.models import Asset, AssetEvent, Dag, DagRun, TaskInstance, XCom
 from scheduler.services import serialized_of
 from scheduler.states import RunType, TIState
 from tenants.models import Tenant
@@ -156,6 +156,7 @@ class TaskRpcHandler:
             "count_task_states": self.count_task_states,
             "count_dag_runs": self.count_dag_runs,
             "get_asset_events": self.get_asset_events,
+            "get_asset": self.get_asset,
         }
 
     def __call__(self, op: str, kwargs: dict[str, Any]) -> Any:
@@ -323,6 +324,15 @@ class TaskRpcHandler:
             events = events.filter(asset__uri=_text(uri, "uri"))
         latest = events.select_related("asset", "source_dag_run__dag").order_by("-timestamp", "-pk")
         return [event.for_task() for event in reversed(latest[:INLET_EVENTS_MAX])]
+
+    def get_asset(self, *, name: str) -> dict | None:
+        """The tenant's asset named `name` ({"name", "uri", "group", "extra"}), or None."""
+        asset = (
+            Asset.objects.for_tenant(self.tenant_id).filter(name=_text(name, "name")).order_by("pk").first()
+        )
+        if asset is None:
+            return None
+        return {"name": asset.name, "uri": asset.uri, "group": asset.group, "extra": asset.extra}
 
     # --- helpers ------------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import workers.sandbox
 from scheduler import dagparsing
 from scheduler.bundles import upload_bundle
 from scheduler.dagparsing import find_dag_files
-from scheduler.models import Dag, DagVersion, ParsedFile, ParseImportError
+from scheduler.models import Asset, Dag, DagVersion, ParsedFile, ParseImportError
 from tenants import services
 from tradewind.errors import Invalid
 
@@ -346,3 +346,40 @@ def test_missing_variable_at_top_level_is_an_import_error(tenant, tmp_path):
     result = upload_bundle(tenant=tenant, actor=ACTOR, source=tmp_path)
     assert result.dags == []
     assert "nope" in result.import_errors["needs_variable.py"]
+
+
+@pytest.mark.django_db
+def test_assets_a_dag_declares_are_stored_with_its_version(tenant, tmp_path):
+    write_tree(
+        tmp_path,
+        {
+            "assets.py": """
+                import pendulum
+                from airflow.sdk import DAG, Asset, AssetAlias
+                from airflow.providers.standard.operators.empty import EmptyOperator
+
+                raw = Asset(name="raw", uri="s3://lake/raw.csv", extra={"owner": "ingest"})
+                with DAG("consumer", schedule=raw | Asset("s3://lake/other"), start_date=pendulum.datetime(2024, 1, 1)):
+                    EmptyOperator(
+                        task_id="produce",
+                        inlets=[Asset.ref(name="elsewhere")],
+                        outlets=[Asset("report", group="reports"), AssetAlias("dynamic")],
+                    )
+            """,
+        },
+    )
+    upload_bundle(tenant=tenant, actor=ACTOR, source=tmp_path)
+    stored = {a.uri: (a.name, a.group, a.extra) for a in Asset.objects.for_tenant(tenant)}
+    # Aliases and refs name no asset of their own: only the three assets are stored.
+    assert stored == {
+        "s3://lake/raw.csv": ("raw", "asset", {"owner": "ingest"}),
+        "s3://lake/other": ("s3://lake/other", "asset", {}),
+        "report": ("report", "reports", {}),
+    }
+
+    # A new version of the DAG brings a stored asset up to its declaration.
+    source = (tmp_path / "assets.py").read_text().replace('{"owner": "ingest"}', '{"owner": "platform"}')
+    write_tree(tmp_path, {"assets.py": source})
+    upload_bundle(tenant=tenant, actor=ACTOR, source=tmp_path)
+    assert Asset.objects.for_tenant(tenant).get(uri="s3://lake/raw.csv").extra == {"owner": "platform"}
+    assert Asset.objects.for_tenant(tenant).count() == 3

@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from scheduler import dagtest
+from scheduler.models import Asset
 from tests.dagtest.conftest import DAGS
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -102,3 +104,23 @@ def test_features_folder(dags, out_dir):
         "done": "success",
     }
     assert runs["sensors"]["state"] == "success"
+
+
+def test_asset_functions_get_the_stored_assets_they_name(other_tenant):
+    # Another tenant's asset of the name a parameter asks for stays invisible.
+    Asset.objects.create(tenant=other_tenant, uri="s3://theirs", name="no_such_asset")
+    report = dagtest.run_dags_test(path=DAGS / "assets")
+    runs = {entry["dag_id"]: entry["state"] for entry in report.document["dags"]}
+    # The functions assert what they get (see the file): the stored asset with its URI and extra, defaults,
+    # self; @asset.multi makes one DAG producing both outlets, and a DAG scheduled on it.
+    assert runs == {
+        "raw_data": "success",
+        "cleaned": "success",
+        "parts": "success",
+        "combined": "success",
+        "unknown_input": "failed",
+    }
+    problems = {f"{p.dag_id}.{p.task}": p.error for p in report.task_problems}
+    assert problems == {
+        "unknown_input.__main__": "AirflowRuntimeError: Asset with name 'no_such_asset' not found"
+    }

@@ -318,31 +318,98 @@ class AssetDefinition(Asset):
         super().__init__(name=name, uri=uri, group=group, extra=extra)
         self.function = function
         self.schedule = schedule
-        self.dag = self._create_dag(dag_kwargs)
+        self.dag = _materializing_dag(
+            self, [self], schedule=schedule, dag_kwargs={"dag_id": name, **dag_kwargs}
+        )
 
-    def _create_dag(self, dag_kwargs: dict[str, Any]) -> Any:
-        from tradewind.sdk.dag import DAG
-        from tradewind.sdk.operators.python import PythonOperator
 
-        definition = self
-        parameters = inspect.signature(self.function).parameters
-        inlets = [Asset.ref(name=p) for p in parameters if p not in ("self", "context")]
+class MultiAssetDefinition(AssetAll):
+    """What `@asset.multi(outlets=[...])` makes: a DAG named after the function with one task ("__main__")
+    producing every outlet. As a schedule it waits for all of them."""
 
-        def run_asset(**context: Any) -> Any:
-            kwargs: dict[str, Any] = {}
-            for param in parameters:
-                if param == "self":
-                    kwargs[param] = definition
-                elif param == "context":
-                    kwargs[param] = context
-                else:
-                    kwargs[param] = Asset(name=param)
-            return definition.function(**kwargs)
+    def __init__(
+        self,
+        function: Callable[..., Any],
+        *,
+        outlets: list[BaseAsset],
+        schedule: Any,
+        dag_kwargs: dict[str, Any],
+    ) -> None:
+        if not outlets:
+            raise ValueError("no outlets provided")
+        super().__init__(*outlets)
+        self.function = function
+        self.schedule = schedule
+        self.dag = _materializing_dag(
+            self, outlets, schedule=schedule, dag_kwargs={"dag_id": function.__name__, **dag_kwargs}
+        )
 
-        with DAG(dag_id=self.name, schedule=self.schedule, **dag_kwargs) as dag:
-            PythonOperator(task_id="__main__", python_callable=run_asset, inlets=inlets, outlets=[self])
-        dag.doc_md = dag.doc_md or self.function.__doc__
-        return dag
+
+_NO_DEFAULT = inspect.Parameter.empty
+_GIVEN = ("self", "context")  # parameters an asset function gets from the platform, not from other assets
+
+
+def _materializing_dag(
+    definition: AssetDefinition | MultiAssetDefinition,
+    outlets: list[BaseAsset],
+    *,
+    schedule: Any,
+    dag_kwargs: dict[str, Any],
+) -> Any:
+    """The DAG of an `@asset` / `@asset.multi` function: one task running it, producing `outlets`."""
+    from tradewind.sdk.dag import DAG
+    from tradewind.sdk.operators.python import PythonOperator
+
+    function = definition.function
+    parameters = _asset_function_parameters(function)
+    # Parameters without a default (other than self and context) name the assets the function reads.
+    inlets = [
+        Asset.ref(name=p) for p, default in parameters.items() if default is _NO_DEFAULT and p not in _GIVEN
+    ]
+
+    def run_asset(**context: Any) -> Any:
+        kwargs: dict[str, Any] = {}
+        for param, default in parameters.items():
+            if default is not _NO_DEFAULT:
+                kwargs[param] = default
+            elif param == "self":
+                kwargs[param] = definition
+            elif param == "context":
+                kwargs[param] = context
+            else:
+                kwargs[param] = _fetch_asset(param)
+        return function(**kwargs)
+
+    with DAG(schedule=schedule, **dag_kwargs) as dag:
+        PythonOperator(task_id="__main__", python_callable=run_asset, inlets=inlets, outlets=outlets)
+    dag.doc_md = dag.doc_md or function.__doc__
+    return dag
+
+
+def _asset_function_parameters(function: Callable[..., Any]) -> dict[str, Any]:
+    """An `@asset` function's parameters, each with its default (_NO_DEFAULT when it has none). Wildcards
+    are refused, as by Airflow."""
+    found = {}
+    for name, param in inspect.signature(function).parameters.items():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            star = "*" if param.kind == param.VAR_POSITIONAL else "**"
+            raise TypeError(f"wildcard '{star}{name}' is not supported in @asset")
+        if param.kind == param.POSITIONAL_ONLY and param.default is _NO_DEFAULT:
+            raise TypeError(f"positional-only argument '{name}' without a default is not supported in @asset")
+        found[name] = param.default
+    return found
+
+
+def _fetch_asset(name: str) -> Asset:
+    """The tenant's asset named `name`, as the platform stores it (an asset a DAG declares is stored when the
+    DAG is; Airflow fails the same way when there is none)."""
+    from tradewind.sdk.exceptions import AirflowRuntimeError
+    from tradewind.sdk.execution import get_client
+
+    found = get_client().get_asset(name=name)
+    if found is None:
+        raise AirflowRuntimeError(f"Asset with name {name!r} not found")
+    return Asset(name=found["name"], uri=found["uri"], group=found["group"] or "asset", extra=found["extra"])
 
 
 def asset(
@@ -357,7 +424,8 @@ def asset(
 ) -> Any:
     """Decorator (Airflow 3's `@asset`): defines an asset named after the function and a DAG of the same
     name whose single task runs the function and produces the asset. Parameters named `self` / `context`
-    get the asset / the task context; any other parameter is an inlet asset of that name."""
+    get the asset / the task context, one with a default gets its default, and any other parameter is an
+    inlet: the stored asset of that name."""
 
     def wrap(function: Callable[..., Any]) -> AssetDefinition:
         return AssetDefinition(
@@ -373,3 +441,24 @@ def asset(
     if python_callable is not None:
         return wrap(python_callable)
     return wrap
+
+
+def _multi(
+    python_callable: Callable[..., Any] | None = None,
+    *,
+    outlets: list[BaseAsset],
+    schedule: Any = None,
+    **dag_kwargs: Any,
+) -> Any:
+    """`@asset.multi(outlets=[...], schedule=...)`: a DAG named after the function whose single task runs
+    it and produces every outlet; parameters as for `@asset`."""
+
+    def wrap(function: Callable[..., Any]) -> MultiAssetDefinition:
+        return MultiAssetDefinition(function, outlets=list(outlets), schedule=schedule, dag_kwargs=dag_kwargs)
+
+    if python_callable is not None:
+        return wrap(python_callable)
+    return wrap
+
+
+asset.multi = _multi  # type: ignore[attr-defined]

@@ -101,6 +101,10 @@ class Client(Protocol):
         "source_run_id", "source_task_id", "source_map_index", "source_aliases"}."""
         ...
 
+    def get_asset(self, *, name: str) -> dict | None:
+        """The asset named `name` ({"name", "uri", "group", "extra"}), or None when there is none."""
+        ...
+
 
 _client: Client | None = None
 

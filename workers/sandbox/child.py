@@ -153,6 +153,9 @@ class RpcClient:
     ) -> list[dict]:
         return self._channel.call("get_asset_events", uri=uri, name=name, alias=alias)
 
+    def get_asset(self, *, name: str) -> dict | None:
+        return self._channel.call("get_asset", name=name)
+
 
 def main(rpc_fd: int, out_fd: int, server_pid: int, extra_fd: int | None = None) -> NoReturn:
     """Run in the freshly forked child: sandbox, run the job, report, exit. Never returns. `extra_fd` is a

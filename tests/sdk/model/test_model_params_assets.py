@@ -159,3 +159,35 @@ def test_asset_decorator_defines_a_dag_producing_the_asset():
     assert [d for d, _ in DagContext.autoregistered_dags] == [dag]
     downstream = DAG("downstream", start_date=START, schedule=[report])
     assert downstream.timetable.asset_condition.objects == [report]
+
+
+def test_asset_multi_defines_one_dag_producing_every_outlet_and_schedules_as_all_of_them():
+    a, b = Asset("part_a"), Asset("part_b")
+
+    @asset.multi(outlets=[a, b], schedule=None, start_date=START)
+    def parts(self, upstream, batch_size=10):
+        pass
+
+    dag = parts.dag
+    assert dag.dag_id == "parts"
+    task = dag.get_task("__main__")
+    assert task.outlets == [a, b]
+    # A parameter with a default is not an inlet; self names no asset.
+    assert [i.name for i in task.inlets] == ["upstream"]
+    consumer = DAG("consumer", start_date=START, schedule=parts)
+    assert consumer.timetable.asset_condition.evaluate({"part_a": True}) is False
+    assert consumer.timetable.asset_condition.evaluate({"part_a": True, "part_b": True}) is True
+
+
+def test_asset_functions_refuse_wildcard_parameters_and_multi_needs_outlets():
+    with pytest.raises(TypeError, match=r"wildcard '\*\*kwargs' is not supported in @asset"):
+
+        @asset(schedule=None)
+        def takes_anything(**kwargs):
+            pass
+
+    with pytest.raises(ValueError, match="no outlets provided"):
+
+        @asset.multi(outlets=[], schedule=None)
+        def produces_nothing():
+            pass
