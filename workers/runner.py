@@ -163,7 +163,8 @@ def run_dag_callbacks(
     if ti is None:
         return None
     info = build_ti_info(ti)
-    info["reason"] = _callback_reason(run, kind)
+    # As in Airflow, the callback's dag_run is the finished run: its final state and end date.
+    info.update(reason=_callback_reason(run, kind), run_state=run.state, end_date=_iso(run.end_date))
     masker = _new_masker()
     handler = TaskRpcHandler(ti=ti, masker=masker, secrets_tenant_id=secrets_tenant_id)
     with get_log_store().dag_callback_writer(run, kind, masker=masker) as out:

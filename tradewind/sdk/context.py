@@ -220,25 +220,56 @@ class RuntimeDagRun:
         self.data_interval_end = parse_datetime(ti_info.get("data_interval_end"))
         self.run_after = parse_datetime(ti_info.get("run_after")) or self.logical_date
         self.start_date = parse_datetime(ti_info.get("start_date"))
-        self.end_date = None
+        # A DAG callback's ti_info carries the finished run's state and end date; a task's run is running.
+        self.end_date = parse_datetime(ti_info.get("end_date"))
         self.run_type: str = ti_info.get("run_type") or "manual"
         self.conf: dict[str, Any] = dict(ti_info.get("conf") or {})
         external = ti_info.get("external_trigger")
         self.external_trigger: bool = bool(external) if external is not None else self.run_type == "manual"
-        self.state = "running"
+        self.state: str = ti_info.get("run_state") or "running"
         self.triggering_asset_events = TriggeringAssetEvents(ti_info.get("triggering_asset_events"))
 
     def get_state(self) -> str:
-        """Always "running": the run is running while its task is."""
+        """The run's state: "running" while a task of it runs, the final one in a DAG callback."""
         return self.state
 
     def __repr__(self) -> str:
         return f"<DagRun {self.dag_id} @ {self.logical_date}: {self.run_id}, state:{self.state}>"
 
 
+class _AssetEventsLookup:
+    """Airflow 3.1's `for_asset` / `for_asset_alias` of outlet_events, inlet_events and
+    triggering_asset_events: the item of an asset named by name and/or URI, or of an alias by name."""
+
+    def for_asset(self, *, name: str | None = None, uri: str | None = None) -> Any:
+        """`self[Asset(name=name, uri=uri)]` given both, else `self[Asset.ref(name=name)]` or
+        `self[Asset.ref(uri=uri)]`; ValueError given neither."""
+        from tradewind.sdk.assets import Asset, AssetRef
+
+        if name and uri:
+            return self[Asset(name=name, uri=uri)]
+        if name:
+            return self[AssetRef(name=name)]
+        if uri:
+            return self[AssetRef(uri=uri)]
+        raise ValueError("name and uri cannot both be None")
+
+    def for_asset_alias(self, *, name: str) -> Any:
+        """`self[AssetAlias(name)]`."""
+        from tradewind.sdk.assets import AssetAlias
+
+        return self[AssetAlias(name)]
+
+
 def _asset_key(key: Any) -> tuple[str, str]:
+    """An outlet event accessor's key: ("asset", uri) of an asset, a URI or a ref by URI, ("alias", name) of
+    an alias, ("name", name) of a ref by name (to no outlet of the task: it records no event)."""
+    from tradewind.sdk.assets import AssetRef
+
     if isinstance(key, str):
         return ("asset", key)
+    if isinstance(key, AssetRef) and key.uri is None:
+        return ("name", str(key.name))
     uri = getattr(key, "uri", None)
     if uri is not None:
         return ("asset", str(uri))
@@ -267,13 +298,22 @@ class OutletEventAccessor:
         self.asset_alias_events.append({"uri": uri, "name": name, "extra": extra, "alias": alias_name})
 
 
-class OutletEventAccessors(Mapping):
-    """The `outlet_events` context value: one accessor per asset or alias, created on first use."""
+class OutletEventAccessors(_AssetEventsLookup, Mapping):
+    """The `outlet_events` context value: one accessor per asset or alias, created on first use. An
+    Asset.ref to one of the task's outlet assets (`outlets`) is that asset's accessor, as Airflow resolves
+    refs to their assets."""
 
-    def __init__(self) -> None:
+    def __init__(self, outlets: list[Any] | None = None) -> None:
         self._accessors: dict[tuple[str, str], OutletEventAccessor] = {}
+        self._outlets = list(outlets or [])
 
     def __getitem__(self, key: Any) -> OutletEventAccessor:
+        from tradewind.sdk.assets import Asset, AssetRef
+
+        if isinstance(key, AssetRef):
+            wanted = _asset_identity(key)
+            assets = (outlet for outlet in self._outlets if isinstance(outlet, Asset))
+            key = next((asset for asset in assets if wanted & _asset_identity(asset)), key)
         asset_key = _asset_key(key)
         if asset_key not in self._accessors:
             self._accessors[asset_key] = OutletEventAccessor(key)
@@ -299,7 +339,7 @@ class OutletEventAccessors(Mapping):
                 extra = accessor.extra if accessor else {}
                 extra = plain_extra(extra, what=f"The extra of asset {name!r}")
                 events.append({"uri": name, "name": str(getattr(outlet, "name", name)), "extra": extra})
-            elif accessor:
+            elif kind == "alias" and accessor:
                 events.extend(accessor.asset_alias_events)
         return events
 
@@ -323,23 +363,34 @@ def plain_extra(value: Any, *, what: str) -> Any:
     raise TypeError(f"{what} holds a value of type {type(value).__qualname__}, which JSON cannot store")
 
 
-class TriggeringAssetEvents(Mapping):
-    """`triggering_asset_events`: asset URI (or Asset) → the events that triggered this run, each with
-    attribute access (`.extra`, `.source_dag_id`, `.timestamp`, ...). Empty unless asset-triggered."""
+class TriggeringAssetEvents(_AssetEventsLookup, Mapping):
+    """`triggering_asset_events`: asset URI → the events that triggered this run, each with attribute access
+    (`.extra`, `.source_dag_id`, `.timestamp`, ...). An Asset, an Asset.ref (by URI or by name) and an
+    AssetAlias (the events added through it) find their events too, in the order given; anything else is a
+    KeyError. Empty unless asset-triggered."""
 
     def __init__(self, raw: Any) -> None:
         self._events: dict[str, list[SimpleNamespace]] = {}
+        self._identities: list[tuple[set[tuple[str, str]], SimpleNamespace]] = []
         if isinstance(raw, Mapping):
             items = [(str(uri), events) for uri, events in raw.items()]
         else:
             items = [(str(event.get("uri")), [event]) for event in raw or []]
         for uri, events in items:
-            for event in events:
-                self._events.setdefault(uri, []).append(_asset_event({"uri": uri, **event}))
+            for data in events:
+                event = _asset_event({"uri": uri, **data})
+                self._events.setdefault(uri, []).append(event)
+                aliases = {("alias", str(alias)) for alias in event.source_aliases}
+                self._identities.append(({("uri", uri), ("name", str(event.asset.name))} | aliases, event))
 
     def __getitem__(self, key: Any) -> list[SimpleNamespace]:
-        uri = key if isinstance(key, str) else str(getattr(key, "uri", key))
-        return self._events[uri]
+        if isinstance(key, str):
+            return self._events[key]
+        wanted = _asset_identity(key)
+        found = [event for identity, event in self._identities if wanted & identity]
+        if not found:
+            raise KeyError(key)
+        return found
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._events)
@@ -382,7 +433,7 @@ class InletEventsAccessor(Sequence):
         return len(self._all())
 
 
-class InletEventAccessors(Mapping):
+class InletEventAccessors(_AssetEventsLookup, Mapping):
     """`inlet_events`: for each of the task's inlets (an Asset, an Asset.ref or an AssetAlias) the accessor of
     its events. An inlet is found by itself, by its URI string, by its position, and an asset and a ref to it
     find each other (by URI or by name; Airflow resolves refs to their assets). Anything that is not an inlet
@@ -390,7 +441,7 @@ class InletEventAccessors(Mapping):
 
     def __init__(self, inlets: list[Any]) -> None:
         # inlets may hold anything (lineage); only assets, refs and aliases count
-        self._inlets = [inlet for inlet in inlets if not isinstance(inlet, str) and _inlet_keys(inlet)]
+        self._inlets = [inlet for inlet in inlets if not isinstance(inlet, str) and _asset_identity(inlet)]
         self._accessors: dict[int, InletEventsAccessor] = {}
 
     def __getitem__(self, key: Any) -> InletEventsAccessor:
@@ -399,8 +450,8 @@ class InletEventAccessors(Mapping):
                 raise KeyError(key)
             index = key % len(self._inlets)
         else:
-            wanted = _inlet_keys(key)
-            index = next((i for i, inlet in enumerate(self._inlets) if wanted & _inlet_keys(inlet)), None)
+            wanted = _asset_identity(key)
+            index = next((i for i, inlet in enumerate(self._inlets) if wanted & _asset_identity(inlet)), None)
             if index is None:
                 raise KeyError(key)
         if index not in self._accessors:
@@ -414,9 +465,10 @@ class InletEventAccessors(Mapping):
         return len(self._inlets)
 
 
-def _inlet_keys(item: Any) -> set[tuple[str, str]]:
-    """What identifies an inlet or a key of inlet_events: ("uri", …), ("name", …) of an asset (a ref has one
-    of the two), ("alias", …) of an alias; empty for anything else."""
+def _asset_identity(item: Any) -> set[tuple[str, str]]:
+    """What identifies an asset, a ref or an alias (an inlet, an outlet, a key of the events accessors):
+    ("uri", …), ("name", …) of an asset (a ref has one of the two), ("alias", …) of an alias, ("uri", …) of a
+    URI string; empty for anything else. Two items are the same asset or alias when theirs intersect."""
     from tradewind.sdk.assets import Asset, AssetAlias, AssetRef
 
     if isinstance(item, str):
@@ -466,6 +518,7 @@ def build_context(*, dag: Any, task: Any, ti: Any, ti_info: Mapping[str, Any], p
     dag_run = RuntimeDagRun(ti_info)
     logical = dag_run.logical_date
     inlets = list(getattr(task, "inlets", None) or [])
+    outlets = list(getattr(task, "outlets", None) or [])
     context = Context(
         conf=conf,
         conn=ConnectionAccessor(),
@@ -484,8 +537,8 @@ def build_context(*, dag: Any, task: Any, ti: Any, ti_info: Mapping[str, Any], p
         prev_execution_date_success=parse_datetime(ti_info.get("prev_logical_date_success")),
         inlets=inlets,
         inlet_events=InletEventAccessors(inlets),
-        outlets=list(getattr(task, "outlets", None) or []),
-        outlet_events=OutletEventAccessors(),
+        outlets=outlets,
+        outlet_events=OutletEventAccessors(outlets),
         triggering_asset_events=dag_run.triggering_asset_events,
         triggering_dataset_events=dag_run.triggering_asset_events,
         macros=macros,
