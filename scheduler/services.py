@@ -827,18 +827,10 @@ def _record_asset_events(run: DagRun, ti: TaskInstance, asset_events: list[dict]
         return
     consumers: list[tuple[int, set[str]]] | None = None
     for item in asset_events:
-        uri = str(item.get("uri") or "")
-        if not uri:
+        asset = _event_asset(run.tenant_id, item)
+        if asset is None:
             continue
-        name = str(item.get("name") or uri)[:1500]
-        asset, created = Asset.objects.get_or_create(
-            tenant_id=run.tenant_id,
-            uri=uri,
-            defaults={"name": name, "group": str(item.get("group") or "")[:1500]},
-        )
-        if not created and asset.name == uri != name:  # first recorded without its name (an older task)
-            asset.name = name
-            asset.save(update_fields=["name"])
+        uri = asset.uri
         AssetEvent.objects.create(
             tenant_id=run.tenant_id,
             asset=asset,
@@ -864,6 +856,30 @@ def _record_asset_events(run: DagRun, ti: TaskInstance, asset_events: list[dict]
             ],
             ignore_conflicts=True,
         )
+
+
+def _event_asset(tenant_id: int, item: dict) -> Asset | None:
+    """The asset a task's event is for. An Asset.ref outlet ("ref") is the stored asset it names by name or
+    URI, and none when there is no such asset (Airflow too records nothing for it); an asset outlet's row is
+    created on its first event if its DAG did not declare it."""
+    uri = str(item.get("uri") or "")
+    name = str(item.get("name") or "")[:1500]
+    assets = Asset.objects.for_tenant(tenant_id)
+    if item.get("ref"):
+        if not (uri or name):
+            return None
+        return (assets.filter(uri=uri) if uri else assets.filter(name=name)).order_by("pk").first()
+    if not uri:
+        return None
+    asset, created = assets.get_or_create(
+        tenant_id=tenant_id,
+        uri=uri,
+        defaults={"name": name or uri, "group": str(item.get("group") or "")[:1500]},
+    )
+    if not created and name and asset.name == uri != name:  # first recorded without its name (an older task)
+        asset.name = name
+        asset.save(update_fields=["name"])
+    return asset
 
 
 def _uris_in(value: Any) -> Iterable[str]:

@@ -106,19 +106,22 @@ def test_features_folder(dags, out_dir):
     assert runs["sensors"]["state"] == "success"
 
 
-def test_asset_functions_get_the_stored_assets_they_name(other_tenant):
+def test_asset_functions_and_ref_outlets_find_the_stored_assets(other_tenant):
     # Another tenant's asset of the name a parameter asks for stays invisible.
     Asset.objects.create(tenant=other_tenant, uri="s3://theirs", name="no_such_asset")
     report = dagtest.run_dags_test(path=DAGS / "assets")
     runs = {entry["dag_id"]: entry["state"] for entry in report.document["dags"]}
     # The functions assert what they get (see the file): the stored asset with its URI and extra, defaults,
-    # self; @asset.multi makes one DAG producing both outlets, and a DAG scheduled on it.
+    # self; @asset.multi makes one DAG producing both outlets, and a DAG scheduled on it. ref_outlets checks
+    # the events Asset.ref outlets record.
     assert runs == {
         "raw_data": "success",
         "cleaned": "success",
         "parts": "success",
         "combined": "success",
         "unknown_input": "failed",
+        "declares_orders": "success",
+        "ref_outlets": "success",
     }
     problems = {f"{p.dag_id}.{p.task}": p.error for p in report.task_problems}
     assert problems == {

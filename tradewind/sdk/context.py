@@ -263,7 +263,7 @@ class _AssetEventsLookup:
 
 def _asset_key(key: Any) -> tuple[str, str]:
     """An outlet event accessor's key: ("asset", uri) of an asset, a URI or a ref by URI, ("alias", name) of
-    an alias, ("name", name) of a ref by name (to no outlet of the task: it records no event)."""
+    an alias, ("name", name) of a ref by name."""
     from tradewind.sdk.assets import AssetRef
 
     if isinstance(key, str):
@@ -326,8 +326,11 @@ class OutletEventAccessors(_AssetEventsLookup, Mapping):
         return len(self._accessors)
 
     def events_for(self, outlets: list[Any]) -> list[dict[str, Any]]:
-        """The asset events to record when the task succeeds: one per asset outlet (with its extra) and
+        """The asset events to record when the task succeeds: one per asset outlet (with its extra), one per
+        Asset.ref outlet (`"ref": True`: the platform records it for the stored asset it names, if any), and
         every event added through an alias outlet."""
+        from tradewind.sdk.assets import AssetRef
+
         events: list[dict[str, Any]] = []
         for outlet in outlets or []:
             try:
@@ -335,10 +338,13 @@ class OutletEventAccessors(_AssetEventsLookup, Mapping):
             except TypeError:
                 continue
             accessor = self._accessors.get((kind, name))
-            if kind == "asset":
+            if kind in ("asset", "name"):
                 extra = accessor.extra if accessor else {}
                 extra = plain_extra(extra, what=f"The extra of asset {name!r}")
-                events.append({"uri": name, "name": str(getattr(outlet, "name", name)), "extra": extra})
+                if isinstance(outlet, AssetRef):
+                    events.append({"ref": True, "uri": outlet.uri, "name": outlet.name, "extra": extra})
+                else:
+                    events.append({"uri": name, "name": str(getattr(outlet, "name", name)), "extra": extra})
             elif kind == "alias" and accessor:
                 events.extend(accessor.asset_alias_events)
         return events
