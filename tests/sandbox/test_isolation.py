@@ -71,6 +71,7 @@ def test_the_child_gets_a_scrubbed_environment(bundle, monkeypatch):
         "USER",
         "LOGNAME",
         "AIRFLOW_HOME",
+        "AIRFLOW__CORE__DAGS_FOLDER",
     }
     assert not set(SECRETS.values()) & set(env.values())
 
@@ -106,10 +107,11 @@ def test_as_root_the_child_runs_under_its_tenant_uid(bundle, tmp_path):
     assert seen["parent_environ"] == seen["platform_secret"] == seen["write_bundle"] == "PermissionError"
 
 
-def test_airflow_home_is_the_jobs_own_directory(bundle):
+def test_airflow_home_is_the_jobs_own_directory_and_the_dags_folder_the_bundles(bundle):
     first, second = report(bundle), report(bundle)  # the report writes a file into its working directory
     assert first["env"]["AIRFLOW_HOME"] == first["env"]["HOME"] == first["cwd"]
     assert second["env"]["AIRFLOW_HOME"] == second["cwd"] != first["cwd"]  # no job sees another's
+    assert first["env"]["AIRFLOW__CORE__DAGS_FOLDER"] == str(bundle.root.resolve())
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="per-tenant uids need a root parent")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import functools
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -150,7 +151,9 @@ def _parse_iso(text: str) -> pendulum.DateTime:
 
 class AirflowConfigAccessor:
     """The `conf` object (Airflow's configuration) with the few options DAG code reads; unknown options
-    answer the fallback, or raise like Airflow's AirflowConfigException when there is none."""
+    answer the fallback, or raise like Airflow's AirflowConfigException when there is none. As in Airflow,
+    an `AIRFLOW__{SECTION}__{KEY}` environment variable overrides an option (the sandbox sets the DAGs
+    folder's so)."""
 
     _DEFAULTS: dict[tuple[str, str], str] = {
         ("core", "dags_folder"): "",
@@ -176,7 +179,9 @@ class AirflowConfigAccessor:
 
     def get(self, section: str, key: str, fallback: Any = None, **kwargs: Any) -> Any:
         """The option's value as a string, or `fallback` (raises when neither exists and no fallback)."""
-        value = self._DEFAULTS.get((section.lower(), key.lower()))
+        value = os.environ.get(f"AIRFLOW__{section.upper()}__{key.upper()}")
+        if value is None:
+            value = self._DEFAULTS.get((section.lower(), key.lower()))
         if value is not None:
             return value
         if fallback is not None or "fallback" in kwargs or "default" in kwargs:
@@ -202,9 +207,10 @@ class AirflowConfigAccessor:
 
     def has_option(self, section: str, key: str) -> bool:
         """Whether the option is known."""
-        return (section.lower(), key.lower()) in self._DEFAULTS
+        return self.get(section, key, fallback=_UNKNOWN) is not _UNKNOWN
 
 
+_UNKNOWN = object()
 conf = AirflowConfigAccessor()
 
 

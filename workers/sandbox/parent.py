@@ -421,19 +421,20 @@ class _Job:
         rpc.setblocking(False)
         os.set_blocking(out_r, False)
         workdir = str(self.workdir)
+        root = str(spec.root)
         env = {
             **_scrubbed_env(),
             "HOME": workdir,
             "TMPDIR": workdir,
             # Airflow's image sets it and code builds paths on it: the job's own directory, no platform one.
             "AIRFLOW_HOME": workdir,
+            "AIRFLOW__CORE__DAGS_FOLDER": root,  # the repository's files, as `conf.get("core", "dags_folder")`
             "PYTHONDONTWRITEBYTECODE": "1",
             "MALLOC_ARENA_MAX": "2",  # see child.MALLOC_ARENAS: the processes the job starts need it too
             # A tenant's uid has no passwd entry: getpass.getuser() and `$USER` answer as in Airflow's image.
             **({"USER": TENANT_USER, "LOGNAME": TENANT_USER} if ids is not None else {}),
             **spec.env,
         }
-        root = str(spec.root)
         setup = {
             "root": root,
             "workdir": workdir,

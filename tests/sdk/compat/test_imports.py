@@ -288,6 +288,16 @@ def test_utility_behaviour():
     assert str(DagRunState.SUCCESS) == "success" and State.FAILED == "failed"
     assert conf.get("core", "missing_option", fallback="x") == "x"
     assert conf.getboolean("core", "load_examples") is False
+    assert not conf.has_option("core", "missing_option") and conf.has_option("core", "dags_folder")
+
+
+def test_conf_options_come_from_airflow_environment_variables_first(monkeypatch):
+    from airflow.configuration import conf
+
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", "/bundles/acme/v3")
+    monkeypatch.setenv("AIRFLOW__MY_TEAM__BATCH_SIZE", "500")
+    assert conf.get("core", "dags_folder") == "/bundles/acme/v3"
+    assert conf.getint("my_team", "batch_size") == 500 and conf.has_option("my_team", "batch_size")
 
 
 def test_common_compat_gives_the_layers_own_objects():
