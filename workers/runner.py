@@ -163,8 +163,14 @@ def run_dag_callbacks(
     if ti is None:
         return None
     info = build_ti_info(ti)
-    # As in Airflow, the callback's dag_run is the finished run: its final state and end date.
-    info.update(reason=_callback_reason(run, kind), run_state=run.state, end_date=_iso(run.end_date))
+    # As in Airflow, the callback's dag_run is the finished run, and its ti the finished task instance.
+    info.update(
+        reason=_callback_reason(run, kind),
+        run_state=run.state,
+        end_date=_iso(run.end_date),
+        ti_state=ti.state,
+        ti_end_date=_iso(ti.end_date),
+    )
     masker = _new_masker()
     handler = TaskRpcHandler(ti=ti, masker=masker, secrets_tenant_id=secrets_tenant_id)
     with get_log_store().dag_callback_writer(run, kind, masker=masker) as out:

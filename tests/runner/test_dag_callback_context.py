@@ -1,5 +1,5 @@
-"""A DAG-level callback, run sandboxed once its run finished, sees the finished run: its final state and its
-end date, as Airflow builds the callback's context after setting them."""
+"""A DAG-level callback, run sandboxed once its run finished, sees the finished run (its final state and end
+date) and a finished task instance, as Airflow builds the callback's context after setting them."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ def record(context):
         "state": dag_run.state,
         "get_state": dag_run.get_state(),
         "end_date": dag_run.end_date.isoformat() if dag_run.end_date else None,
+        "ti": [context["ti"].task_id, context["ti"].state, context["ti"].end_date is not None],
     }}
     with open("{out_dir}/callback.json", "w") as handle:
         json.dump(seen, handle)
@@ -59,5 +60,12 @@ def test_a_dag_callback_sees_the_runs_final_state_and_end_date(tenant, upload, o
 
     assert result is not None and result["error"] is None
     seen = json.loads((out_dir / "callback.json").read_text())
-    assert seen == {"state": state, "get_state": state, "end_date": seen["end_date"]}
+    # Its ti is the run's last task instance, finished too (Airflow's: the failed one for on_failure).
+    ti_state = TIState.SUCCESS if outcome == "succeed" else TIState.FAILED
+    assert seen == {
+        "state": state,
+        "get_state": state,
+        "end_date": seen["end_date"],
+        "ti": ["work", ti_state, True],
+    }
     assert datetime.fromisoformat(seen["end_date"]) == run.end_date

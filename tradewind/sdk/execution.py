@@ -226,8 +226,9 @@ class RuntimeTaskInstance:
         self.execution_date = self.logical_date
         self.start_date = parse_datetime(ti_info.get("ti_start_date") or datetime.datetime.now(datetime.UTC))
         self.first_try_start_date = parse_datetime(ti_info.get("first_try_start_date")) or self.start_date
-        self.end_date = None
-        self.state = "running"
+        # A DAG callback's task instance is a finished one: ti_info then carries its state and end date.
+        self.end_date = parse_datetime(ti_info.get("ti_end_date"))
+        self.state: str = ti_info.get("ti_state") or "running"
         self.hostname = socket.gethostname()
         self.pid = os.getpid()
         self.operator = type(task).__name__
