@@ -1,12 +1,15 @@
-"""Assets that DAGs declare: stored when a DAG version is stored, as Airflow's DAG processor does, so an asset
-exists (for `@asset` parameters, the API and the UI) before its first event."""
+"""Assets and schedules: the assets DAGs declare, stored when a DAG version is stored (as Airflow's DAG
+processor does, so an asset exists for `@asset` parameters, the API and the UI before its first event), and
+which asset events an asset schedule waits on — by URI, by Asset.ref and by AssetAlias."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from scheduler.models import Asset
+from django.db.models import Q
+
+from scheduler.models import Asset, AssetEvent
 
 
 def declared_assets(serialized: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -59,3 +62,55 @@ def register_assets(tenant_id: int, serialized_dags: Iterable[dict[str, Any]]) -
         ignore_conflicts=True,  # a task's event may create the same row meanwhile
     )
     Asset.objects.bulk_update(changed, ["name", "group", "extra"])
+
+
+# --- What a schedule waits on ------------------------------------------------------------------------------
+# Keys as BaseAsset.evaluate reads them: an asset's URI, "ref:<name or uri>" of an Asset.ref, "alias:<name>" of
+# an AssetAlias. An event of an asset sets its URI, the refs to its name or URI, and every alias events of that
+# asset were ever added through (Airflow resolves an alias to those assets).
+
+
+def schedule_keys(schedule: Any) -> set[str]:
+    """The keys a serialized schedule (or condition) waits on."""
+    keys: set[str] = set()
+    if isinstance(schedule, dict):
+        kind = schedule.get("type")
+        if kind == "asset" and isinstance(schedule.get("uri"), str):
+            keys.add(schedule["uri"])
+        elif kind == "asset_ref":
+            keys.add(f"ref:{schedule.get('name') or schedule.get('uri')}")
+        elif kind == "asset_alias":
+            keys.add(f"alias:{schedule.get('name')}")
+        for item in schedule.values():
+            keys |= schedule_keys(item)
+    elif isinstance(schedule, list):
+        for item in schedule:
+            keys |= schedule_keys(item)
+    return keys
+
+
+def event_keys(tenant_id: int, assets: Iterable[Asset]) -> dict[int, set[str]]:
+    """asset pk -> the keys an event of that asset sets (one query, for the aliases)."""
+    assets = list(assets)
+    keys = {asset.pk: {asset.uri, f"ref:{asset.uri}", f"ref:{asset.name}"} for asset in assets}
+    aliases = (
+        AssetEvent.objects.for_tenant(tenant_id)
+        .filter(asset__in=[asset.pk for asset in assets])
+        .exclude(source_alias="")
+        .values_list("asset_id", "source_alias")
+        .distinct()
+    )
+    for asset_id, alias in aliases:
+        keys[asset_id].add(f"alias:{alias}")
+    return keys
+
+
+def assets_waited_on(tenant_id: int, keys: set[str]) -> Any:
+    """The tenant's assets an event of which sets one of `keys` (a queryset)."""
+    uris = {key for key in keys if not key.startswith(("ref:", "alias:"))}
+    refs = {key.removeprefix("ref:") for key in keys if key.startswith("ref:")}
+    aliases = {key.removeprefix("alias:") for key in keys if key.startswith("alias:")}
+    aliased = AssetEvent.objects.for_tenant(tenant_id).filter(source_alias__in=aliases).values("asset_id")
+    return Asset.objects.for_tenant(tenant_id).filter(
+        Q(uri__in=uris | refs) | Q(name__in=refs) | Q(pk__in=aliased)
+    )

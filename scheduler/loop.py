@@ -22,6 +22,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from scheduler import services
+from scheduler.assets import event_keys
 from scheduler.models import AssetDagRunQueue, AssetEvent, Dag, DagRun, Pool, TaskInstance
 from scheduler.queries import PreparedRead
 from scheduler.states import ACTIVE, RUN_FINISHED, DagRunState, RunType, TIState, transition_run
@@ -256,8 +257,9 @@ def create_asset_triggered_runs(tenant: Tenant, now: datetime) -> int:
         if "condition" not in schedule:  # no longer asset-scheduled: the updates are moot
             AssetDagRunQueue.objects.filter(pk__in=[row.pk for row in rows]).delete()
             continue
+        keys = event_keys(tenant.pk, [row.asset for row in rows])
         if not condition_from_serialized(schedule["condition"]).evaluate(
-            {row.asset.uri: True for row in rows}
+            {key: True for row in rows for key in keys[row.asset_id]}
         ):
             continue
         events = AssetEvent.objects.for_tenant(tenant).filter(

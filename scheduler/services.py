@@ -25,6 +25,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from scheduler import evaluation, events, queries, wakeup, xcoms
+from scheduler.assets import event_keys, schedule_keys
 from scheduler.evaluation import DagSpec, Decisions, PastRun, TISnapshot
 from scheduler.models import (
     DEFAULT_POOL,
@@ -830,7 +831,6 @@ def _record_asset_events(run: DagRun, ti: TaskInstance, asset_events: list[dict]
         asset = _event_asset(run.tenant_id, item)
         if asset is None:
             continue
-        uri = asset.uri
         AssetEvent.objects.create(
             tenant_id=run.tenant_id,
             asset=asset,
@@ -842,17 +842,18 @@ def _record_asset_events(run: DagRun, ti: TaskInstance, asset_events: list[dict]
         )
         if consumers is None:
             consumers = [
-                (pk, set(_uris_in(schedule)))
+                (pk, schedule_keys(schedule))
                 for pk, schedule in Dag.objects.for_tenant(run.tenant_id)
                 .filter(is_active=True)
                 .exclude(schedule=None)
                 .values_list("pk", "schedule")
             ]
+        keys = event_keys(run.tenant_id, [asset])[asset.pk]  # the event just stored counts for its alias
         AssetDagRunQueue.objects.bulk_create(
             [
                 AssetDagRunQueue(tenant_id=run.tenant_id, asset=asset, target_dag_id=pk)
-                for pk, uris in consumers
-                if uri in uris
+                for pk, waited_on in consumers
+                if keys & waited_on
             ],
             ignore_conflicts=True,
         )
@@ -880,17 +881,6 @@ def _event_asset(tenant_id: int, item: dict) -> Asset | None:
         asset.name = name
         asset.save(update_fields=["name"])
     return asset
-
-
-def _uris_in(value: Any) -> Iterable[str]:
-    if isinstance(value, dict):
-        if isinstance(value.get("uri"), str):
-            yield value["uri"]
-        for item in value.values():
-            yield from _uris_in(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _uris_in(item)
 
 
 def resume_deferred(ti: TaskInstance, *, event: dict | None, error: str | None = None) -> None:

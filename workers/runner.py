@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
+from scheduler.assets import assets_waited_on, schedule_keys
 from scheduler.evaluation import TaskSpec
-from scheduler.models import NO_MAP_INDEX, Asset, AssetEvent, DagRun, TaskInstance, XCom
+from scheduler.models import NO_MAP_INDEX, AssetEvent, DagRun, TaskInstance, XCom
 from scheduler.services import get_dag_spec, load_for_runner, serialized_of
 from scheduler.states import RUN_FINISHED, DagRunState, RunType, TIState
 from tradewind.sdk.execution import TRIGGER_TIMEOUT_REASON
@@ -365,8 +366,8 @@ def _triggering_asset_events(run: DagRun) -> list[dict]:
     previous asset-triggered run was created (the events that made this run due)."""
     if run.run_type != RunType.ASSET_TRIGGERED:
         return []
-    uris = sorted(_asset_uris(serialized_of(run.dag_version).get("schedule")))
-    if not uris:
+    keys = schedule_keys(serialized_of(run.dag_version).get("schedule"))
+    if not keys:
         return []
     previous = (
         DagRun.objects.filter(
@@ -377,23 +378,12 @@ def _triggering_asset_events(run: DagRun) -> list[dict]:
     )
     events = AssetEvent.objects.filter(
         tenant_id=run.tenant_id,
-        asset__in=Asset.objects.filter(tenant_id=run.tenant_id, uri__in=uris),
+        asset__in=assets_waited_on(run.tenant_id, keys),
         timestamp__lte=run.created_at,
     ).select_related("asset", "source_dag_run__dag")
     if previous is not None:
         events = events.filter(timestamp__gt=previous.created_at)
     return [event.for_task() for event in events.order_by("timestamp", "pk")]
-
-
-def _asset_uris(schedule: Any) -> set[str]:
-    if isinstance(schedule, dict):
-        found = {schedule["uri"]} if isinstance(schedule.get("uri"), str) else set()
-        for value in schedule.values():
-            found |= _asset_uris(value)
-        return found
-    if isinstance(schedule, list):
-        return set().union(*(_asset_uris(item) for item in schedule)) if schedule else set()
-    return set()
 
 
 def _callback_task_instance(run: DagRun, kind: str) -> TaskInstance | None:

@@ -224,6 +224,53 @@ def test_a_producer_task_updating_an_asset_triggers_the_consumer_dag(tenant, upl
     assert tis_of(consumer)["read"].state == TIState.SUCCESS
 
 
+def test_dags_scheduled_on_an_alias_or_a_ref_are_triggered_by_the_assets_they_resolve_to(tenant, upload):
+    upload(
+        tenant,
+        {
+            "aliases.py": dag_file(
+                """
+                from airflow.sdk import Asset, AssetAlias
+
+                named = Asset(name="named", uri="s3://warehouse/named")
+
+                def add_through_alias(*, outlet_events):
+                    outlet_events[AssetAlias("dynamic")].add(Asset("s3://warehouse/picked"), extra={"n": 1})
+
+                def read_alias(*, triggering_asset_events):
+                    (event,) = triggering_asset_events.for_asset_alias(name="dynamic")
+                    assert (event.uri, event.extra) == ("s3://warehouse/picked", {"n": 1}), event
+
+                def read_ref(*, triggering_asset_events):
+                    (event,) = triggering_asset_events.for_asset(name="named")
+                    assert event.uri == "s3://warehouse/named", event
+
+                with DAG("producer", schedule=None, start_date=START):
+                    PythonOperator(
+                        task_id="write",
+                        python_callable=add_through_alias,
+                        outlets=[AssetAlias("dynamic"), named],
+                    )
+
+                with DAG("by_alias", schedule=[AssetAlias("dynamic")], start_date=START):
+                    PythonOperator(task_id="read", python_callable=read_alias)
+
+                with DAG("by_ref", schedule=[Asset.ref(name="named")], start_date=START):
+                    PythonOperator(task_id="read", python_callable=read_ref)
+                """
+            )
+        },
+    )
+    with scheduling([tenant.pk], LocalExecutor(parallelism=2)):
+        assert wait_for_run(trigger(tenant, "producer")).state == DagRunState.SUCCESS
+        consumers = DagRun.objects.filter(dag__tenant=tenant, dag__dag_id__in=["by_alias", "by_ref"])
+        wait_until(lambda: consumers.count() == 2, 20, "both consumer runs")
+        # Their tasks assert the triggering events they see: they fail when the event is not the right one.
+        for run in consumers:
+            assert wait_for_run(run).state == DagRunState.SUCCESS, run.dag.dag_id
+            assert run.run_type == RunType.ASSET_TRIGGERED
+
+
 def test_a_restarted_scheduler_resumes_exactly(tenant, upload):
     upload(
         tenant,
