@@ -24,6 +24,7 @@ from rest_framework.response import Response
 
 from scheduler import bundles, queries, services
 from scheduler.api import serializers as s
+from scheduler.assets import event_keys, schedule_keys
 from scheduler.models import (
     NO_MAP_INDEX,
     Asset,
@@ -209,18 +210,6 @@ def _with_any_tag(qs: QuerySet[Dag], tags: list[str]) -> QuerySet[Dag]:
     return qs.filter(
         pk__in=[pk for pk, dag_tags in qs.values_list("pk", "tags") if wanted & set(dag_tags or [])]
     )
-
-
-def _asset_uris(value: Any) -> Iterable[str]:
-    """Every asset URI a serialized schedule mentions."""
-    if isinstance(value, dict):
-        if isinstance(value.get("uri"), str):
-            yield value["uri"]
-        for item in value.values():
-            yield from _asset_uris(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _asset_uris(item)
 
 
 # --- DAGs -------------------------------------------------------------------------------------------------
@@ -1172,19 +1161,21 @@ class AssetViewSet(ApiViewSet):
     required = {"list": "dag.view", "retrieve": "dag.view"}
     ordering = {"id": "pk", "uri": "uri", "name": "name", "created_at": "created_at"}
 
-    def _consumers(self) -> dict[str, list[str]]:
-        """asset URI -> ids of the visible active DAGs whose schedule names it (one query)."""
-        consumers: dict[str, list[str]] = {}
+    def _consumers(self, assets: list[Asset]) -> dict[str, list[str]]:
+        """asset URI -> ids of the visible active DAGs scheduled on the asset: by its URI, by an Asset.ref to
+        it, or by an AssetAlias its events came through (two queries)."""
+        keys = event_keys(self.request.tenant.pk, assets)
         rows = (
             self.visible_dags()
             .filter(is_active=True)
             .exclude(schedule=None)
+            .order_by("dag_id")
             .values_list("dag_id", "schedule")
         )
-        for dag_id, schedule in rows.order_by("dag_id"):
-            for uri in dict.fromkeys(_asset_uris(schedule)):
-                consumers.setdefault(uri, []).append(dag_id)
-        return consumers
+        waiting = [(dag_id, schedule_keys(schedule)) for dag_id, schedule in rows]
+        return {
+            asset.uri: [dag_id for dag_id, wanted in waiting if wanted & keys[asset.pk]] for asset in assets
+        }
 
     @extend_schema(
         operation_id="get_assets",
@@ -1196,9 +1187,9 @@ class AssetViewSet(ApiViewSet):
         qs = self.get_queryset()
         if params.get("uri_pattern"):
             qs = qs.filter(uri__icontains=params["uri_pattern"])
-        return self.page(
-            self.order(qs, params.get("order_by")), s.AssetSerializer, consumers=self._consumers()
-        )
+        assets = self.paginate_queryset(self.order(qs, params.get("order_by")))
+        context = {"consumers": self._consumers(assets)}
+        return self.get_paginated_response(s.AssetSerializer(assets, many=True, context=context).data)
 
     @extend_schema(
         operation_id="get_asset",
@@ -1207,7 +1198,7 @@ class AssetViewSet(ApiViewSet):
     )
     def retrieve(self, request: Request, asset_id: int) -> Response:
         asset = self.found(self.get_queryset().filter(pk=asset_id), f"asset {asset_id} does not exist")
-        return Response(s.AssetSerializer(asset, context={"consumers": self._consumers()}).data)
+        return Response(s.AssetSerializer(asset, context={"consumers": self._consumers([asset])}).data)
 
 
 class AssetEventViewSet(ApiViewSet):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from scheduler import services
-from scheduler.models import Asset, Pool, TaskInstance
+from scheduler.models import Asset, AssetEvent, Pool, TaskInstance
 from scheduler.states import TIState
 from tenants.roles import Role
 from tests.api.helpers import ACTOR, api, etl_dag, grant, store_dag
@@ -14,6 +14,7 @@ from tests.scheduler.engine import START, drive
 from tradewind.audit.models import AuditEntry
 from tradewind.sdk import DAG
 from tradewind.sdk import Asset as SdkAsset
+from tradewind.sdk import AssetAlias
 from tradewind.sdk.operators.empty import EmptyOperator
 
 pytestmark = pytest.mark.django_db
@@ -133,6 +134,24 @@ def test_assets_list_retrieve_and_consuming_dags(assets, api_for):
     assert client.get(api(assets, f"assets/{asset_id}")).json() == by_uri[URI]
     assert [a["uri"] for a in client.get(api(assets, "assets?uri_pattern=bucket")).json()["assets"]] == [URI]
     assert client.get(api(assets, "assets/999999")).status_code == 404
+
+
+def test_dags_scheduled_on_a_ref_or_on_an_alias_an_assets_events_came_through_consume_it(assets, api_for):
+    store_dag(assets, etl_dag("by_ref", schedule=[SdkAsset.ref(uri=URI)]))
+    store_dag(assets, etl_dag("by_alias", schedule=[AssetAlias("dynamic")]))
+    by_uri = {
+        a["uri"]: a["consuming_dags"] for a in api_for(assets).get(api(assets, "assets")).json()["assets"]
+    }
+    assert by_uri[URI] == [
+        {"dag_id": "by_ref"},
+        {"dag_id": "consumer"},
+    ]  # no event came through the alias yet
+    AssetEvent.objects.create(tenant=assets, asset=Asset.objects.get(uri=URI), source_alias="dynamic")
+    by_uri = {
+        a["uri"]: a["consuming_dags"] for a in api_for(assets).get(api(assets, "assets")).json()["assets"]
+    }
+    assert by_uri[URI] == [{"dag_id": "by_alias"}, {"dag_id": "by_ref"}, {"dag_id": "consumer"}]
+    assert by_uri["file:///unused"] == []
 
 
 def test_asset_events_with_their_source_and_masked_extra(assets, api_for):
