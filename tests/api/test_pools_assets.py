@@ -12,9 +12,8 @@ from tests.api.helpers import ACTOR, api, etl_dag, grant, store_dag
 from tests.factories import make_run
 from tests.scheduler.engine import START, drive
 from tradewind.audit.models import AuditEntry
-from tradewind.sdk import DAG
+from tradewind.sdk import DAG, AssetAlias
 from tradewind.sdk import Asset as SdkAsset
-from tradewind.sdk import AssetAlias
 from tradewind.sdk.operators.empty import EmptyOperator
 
 pytestmark = pytest.mark.django_db
