@@ -375,14 +375,27 @@ def plain_extra(value: Any, *, what: str) -> Any:
     raise TypeError(f"{what} holds a value of type {type(value).__qualname__}, which JSON cannot store")
 
 
+class AssetKey(str):
+    """A key of `triggering_asset_events`: the asset's URI (Airflow 2's keys were URI strings) that also has
+    Airflow 3's AssetUniqueKey attributes `.name` and `.uri`."""
+
+    name: str
+    uri: str
+
+    def __new__(cls, uri: str, name: str) -> AssetKey:
+        key = super().__new__(cls, uri)
+        key.uri, key.name = uri, name
+        return key
+
+
 class TriggeringAssetEvents(_AssetEventsLookup, Mapping):
-    """`triggering_asset_events`: asset URI → the events that triggered this run, each with attribute access
-    (`.extra`, `.source_dag_id`, `.timestamp`, ...). An Asset, an Asset.ref (by URI or by name) and an
-    AssetAlias (the events added through it) find their events too, in the order given; anything else is a
-    KeyError. Empty unless asset-triggered."""
+    """`triggering_asset_events`: asset key (an AssetKey: the URI, with `.name` and `.uri`) → the events that
+    triggered this run, each with attribute access (`.extra`, `.source_dag_id`, `.timestamp`, ...). An Asset,
+    an Asset.ref (by URI or by name) and an AssetAlias (the events added through it) find their events too, in
+    the order given; anything else is a KeyError. Empty unless asset-triggered."""
 
     def __init__(self, raw: Any) -> None:
-        self._events: dict[str, list[SimpleNamespace]] = {}
+        self._events: dict[AssetKey, list[SimpleNamespace]] = {}
         self._identities: list[tuple[set[tuple[str, str]], SimpleNamespace]] = []
         if isinstance(raw, Mapping):
             items = [(str(uri), events) for uri, events in raw.items()]
@@ -391,7 +404,7 @@ class TriggeringAssetEvents(_AssetEventsLookup, Mapping):
         for uri, events in items:
             for data in events:
                 event = _asset_event({"uri": uri, **data})
-                self._events.setdefault(uri, []).append(event)
+                self._events.setdefault(AssetKey(uri, str(event.asset.name)), []).append(event)
                 aliases = {("alias", str(alias)) for alias in event.source_aliases}
                 self._identities.append(({("uri", uri), ("name", str(event.asset.name))} | aliases, event))
 
@@ -404,7 +417,7 @@ class TriggeringAssetEvents(_AssetEventsLookup, Mapping):
             raise KeyError(key)
         return found
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[AssetKey]:
         return iter(self._events)
 
     def __len__(self) -> int:

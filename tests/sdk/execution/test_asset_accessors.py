@@ -97,6 +97,8 @@ def test_triggering_asset_events_for_asset_and_for_asset_alias(client, run):
         seen["by uri string"] = extras(triggering_asset_events[ORDERS.uri])
         seen["by alias"] = extras(triggering_asset_events.for_asset_alias(name="nightly"))
         seen["keys"] = list(triggering_asset_events)
+        # Airflow 3's keys have .name and .uri; Airflow 2's were the URI strings: a key is both.
+        seen["key names"] = [(key.name, key.uri) for key in triggering_asset_events]
         for missing in (
             lambda: triggering_asset_events.for_asset(name="other"),
             lambda: triggering_asset_events.for_asset_alias(name="orders"),
@@ -116,6 +118,7 @@ def test_triggering_asset_events_for_asset_and_for_asset_alias(client, run):
         "by uri string": [1, 3],
         "by alias": [2, 3],  # in the order the events came
         "keys": [ORDERS.uri, "s3://bucket/d"],
+        "key names": [("orders", ORDERS.uri), ("d", "s3://bucket/d")],
     }
 
 
