@@ -463,6 +463,13 @@ class DAG:
         for task in tasks:
             self.add_task(task)
 
+    @property
+    def task(self) -> Any:
+        """`@dag.task`: the @task decorator with this DAG given, as Airflow has it."""
+        from tradewind.sdk.decorators import task
+
+        return functools.partial(task, dag=self)
+
     def get_task(self, task_id: str) -> AbstractOperator:
         """The task with that id; TaskNotFound otherwise."""
         try:

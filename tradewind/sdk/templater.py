@@ -22,27 +22,28 @@ import jinja2.sandbox
 log = logging.getLogger(__name__)
 
 
-def _ds(value: Any) -> str:
-    return value.strftime("%Y-%m-%d")
+def _ds(value: Any) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%d")
 
 
-def _ds_nodash(value: Any) -> str:
-    return value.strftime("%Y%m%d")
+def _ds_nodash(value: Any) -> str | None:
+    return None if value is None else value.strftime("%Y%m%d")
 
 
-def _ts(value: Any) -> str:
-    return value.isoformat()
+def _ts(value: Any) -> str | None:
+    return None if value is None else value.isoformat()
 
 
-def _ts_nodash(value: Any) -> str:
-    return value.strftime("%Y%m%dT%H%M%S")
+def _ts_nodash(value: Any) -> str | None:
+    return None if value is None else value.strftime("%Y%m%dT%H%M%S")
 
 
-def _ts_nodash_with_tz(value: Any) -> str:
-    return value.isoformat().replace("-", "").replace(":", "")
+def _ts_nodash_with_tz(value: Any) -> str | None:
+    return None if value is None else value.isoformat().replace("-", "").replace(":", "")
 
 
-FILTERS: dict[str, Callable[[Any], str]] = {
+# As in Airflow, each passes None through: the previous successful run's dates are None on a first run.
+FILTERS: dict[str, Callable[[Any], str | None]] = {
     "ds": _ds,
     "ds_nodash": _ds_nodash,
     "ts": _ts,

@@ -76,6 +76,11 @@ def test_airflow_filters_and_do_extension():
     assert rendered == (
         "2024-01-02 20240102 2024-01-02T03:04:05+00:00 20240102T030405 20240102T030405+0000 [1]"
     )
+    # None (a first run's prev_start_date_success) passes through each filter, as in Airflow.
+    nothing = " ".join(
+        f"{{{{ None | {name} }}}}" for name in ("ds", "ds_nodash", "ts", "ts_nodash", "ts_nodash_with_tz")
+    )
+    assert env.from_string(nothing).render(CONTEXT) == "None None None None None"
 
 
 def test_template_files_are_found_next_to_the_dag_and_on_the_searchpath(tmp_path):

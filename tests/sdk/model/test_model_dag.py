@@ -324,3 +324,20 @@ def test_priority_weight_totals_follow_the_weight_rule():
     totals = priority_weight_totals(d)
     assert totals == {"a": 1111, "b": 1110, "c": 111, "e": 1000}
     assert {t.task_id: t.priority_weight_total for t in d.tasks} == totals
+
+
+def test_dag_task_is_the_task_decorator_bound_to_the_dag():
+    the_dag = DAG("bound", schedule=None, start_date=datetime(2024, 1, 1, tzinfo=UTC))  # no `with`
+
+    @the_dag.task
+    def hello():
+        return "hi"
+
+    @the_dag.task(multiple_outputs=True, retries=2)
+    def parts():
+        return {"a": 1}
+
+    hello() >> parts()
+    assert sorted(the_dag.task_dict) == ["hello", "parts"]
+    assert the_dag.get_task("parts").retries == 2 and the_dag.get_task("parts").multiple_outputs is True
+    assert the_dag.get_task("hello").downstream_task_ids == {"parts"}
