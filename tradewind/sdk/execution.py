@@ -285,9 +285,11 @@ class RuntimeTaskInstance:
     ) -> Any:
         """Values pushed under `key`, shaped as Airflow shapes them.
 
-        `task_ids` None means this task; one task id gives one value (`default` when absent), a list gives
-        a list with one entry per id. A mapped task's value is the list of all its map indexes' values in
-        order unless `map_indexes` picks one index. `include_prior_dates` is not supported (ignored).
+        `task_ids` None means this task. Without `map_indexes`: one task id gives its value (`default` when
+        absent), or for a mapped task the list of its map indexes' values in order; a list of task ids gives
+        one flat list, each task's values in turn (a mapped task's all of them, `default` for a task with
+        none). With `map_indexes` (an int or a list), each (task, index) pair gives one value or `default`;
+        a single task and a single index give that value. `include_prior_dates` is not supported (ignored).
         """
         single_task = task_ids is None or isinstance(task_ids, str)
         if task_ids is None:
@@ -297,10 +299,7 @@ class RuntimeTaskInstance:
         else:
             ids = list(task_ids)
         single_index = isinstance(map_indexes, int)
-        if map_indexes is None or single_index:
-            indexes = None if map_indexes is None else [map_indexes]
-        else:
-            indexes = list(map_indexes)
+        indexes = None if map_indexes is None else [map_indexes] if single_index else list(map_indexes)
         rows = get_client().xcom_pull(
             dag_id=dag_id or self.dag_id,
             run_id=run_id or self.run_id,
@@ -308,22 +307,23 @@ class RuntimeTaskInstance:
             key=key,
             map_indexes=indexes,
         )
-        by_task: dict[str, list[tuple[int, Any]]] = {}
+        by_task: dict[str, dict[int, Any]] = {}
         for row in rows:
-            by_task.setdefault(row["task_id"], []).append((int(row.get("map_index", -1)), row.get("value")))
+            by_task.setdefault(row["task_id"], {})[int(row.get("map_index", -1))] = row.get("value")
+        if indexes is not None:
+            pairs = [by_task.get(task_id, {}).get(index, default) for task_id in ids for index in indexes]
+            return pairs[0] if single_task and single_index else pairs
         results = []
         for task_id in ids:
-            found = sorted(by_task.get(task_id, []), key=lambda item: item[0])
-            is_mapped = any(index >= 0 for index, _ in found) or (
-                not found and (dag_id in (None, self.dag_id)) and _is_mapped_task_id(self.dag, task_id)
-            )
-            if is_mapped and not single_index:
-                results.append([value for _, value in found])
-            elif found:
-                results.append(found[0][1])
-            else:
-                results.append(default)
-        return results[0] if single_task else results
+            found = by_task.get(task_id, {})
+            values = [found[index] for index in sorted(found)]
+            if single_task:
+                is_mapped = any(index >= 0 for index in found) or (
+                    not found and (dag_id in (None, self.dag_id)) and _is_mapped_task_id(self.dag, task_id)
+                )
+                return values if is_mapped else values[0] if values else default
+            results.extend(values or [default])
+        return results
 
     def get_previous_ti(self, *args: Any, **kwargs: Any) -> None:
         """Tradewind does not give task code other task instances: always None."""

@@ -136,6 +136,10 @@ def test_xcom_pull_shaping_rules(client, run):
         pulled["list"] = ti.xcom_pull(task_ids=["up", "missing", "none_value"])
         pulled["mapped"] = ti.xcom_pull(task_ids="mapped")
         pulled["mapped_one"] = ti.xcom_pull(task_ids="mapped", map_indexes=1)
+        # A list of ids gives one flat list (Airflow 2's lazy sequence, Airflow 3's extend), a mapped
+        # task's values in map-index order; explicit map indexes pair with every id.
+        pulled["with_mapped"] = ti.xcom_pull(task_ids=["up", "mapped", "missing"])
+        pulled["pairs"] = ti.xcom_pull(task_ids=["mapped", "up"], map_indexes=[0, 2], default="d")
         pulled["key"] = ti.xcom_pull(task_ids="up", key="other")
         pulled["default"] = ti.xcom_pull(task_ids="missing", default="dflt")
         pulled["none"] = ti.xcom_pull(task_ids="none_value", default="dflt")
@@ -157,6 +161,8 @@ def test_xcom_pull_shaping_rules(client, run):
         "list": [41, None, None],
         "mapped": ["a", "b", "c"],
         "mapped_one": "b",
+        "with_mapped": [41, "a", "b", "c", None],
+        "pairs": ["a", "c", "d", "d"],
         "key": "o",
         "default": "dflt",
         "none": None,
