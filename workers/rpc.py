@@ -200,17 +200,22 @@ class TaskRpcHandler:
             raise RuntimeError(f"task {self._task_label()} is no longer running try {self.ti.try_number}")
 
     def xcom_pull(
-        self, *, dag_id: str, run_id: str, task_ids: list[str], key: str, map_indexes: list[int] | None
+        self, *, dag_id: str, run_id: str, task_ids: list[str] | None, key: str, map_indexes: list[int] | None
     ) -> list[dict]:
         """Rows {"task_id", "map_index", "value"} of one run of this tenant, ordered by task and map index;
-        [] when the run does not exist here (another tenant's run never does)."""
-        task_ids = [task_ids] if isinstance(task_ids, str) else list(task_ids or [])
+        [] when the run does not exist here (another tenant's run never does). `task_ids` None (Airflow 2's
+        "no task filter"): the rows of the task that stored `key` last."""
         run = self._runs(dag_id).filter(run_id=_text(run_id, "run_id")).first()
-        if run is None or not task_ids:
+        if run is None:
             return []
-        rows = XCom.objects.for_tenant(self.tenant_id).filter(
-            dag_run=run, key=_text(key, "key"), task_id__in=[_text(t, "task_ids") for t in task_ids]
-        )
+        xcoms = XCom.objects.for_tenant(self.tenant_id).filter(dag_run=run, key=_text(key, "key"))
+        if task_ids is None:
+            latest = xcoms.order_by("-timestamp", "-pk").values_list("task_id", flat=True).first()
+            task_ids = [latest] if latest is not None else []
+        task_ids = [task_ids] if isinstance(task_ids, str) else list(task_ids)
+        if not task_ids:
+            return []
+        rows = xcoms.filter(task_id__in=[_text(t, "task_ids") for t in task_ids])
         if map_indexes is not None:
             rows = rows.filter(map_index__in=[int(i) for i in map_indexes])
         return [

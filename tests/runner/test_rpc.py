@@ -69,6 +69,12 @@ def test_push_stores_json_with_its_size_and_pull_returns_rows_in_order(tenant):
         {"task_id": "group.inner", "map_index": 1, "value": "b"}
     ]
     assert handler("xcom_pull", {**pull, "task_ids": ["nobody"], "map_indexes": None}) == []
+    # No task filter (Airflow 2's task_ids=None): the rows of the task that stored the key last.
+    handler("xcom_push", {"key": "k", "value": "mine"})
+    assert handler("xcom_pull", {**pull, "task_ids": None, "map_indexes": None}) == [
+        {"task_id": "first", "map_index": -1, "value": "mine"}
+    ]
+    assert handler("xcom_pull", {**pull, "key": "unpushed", "task_ids": None, "map_indexes": None}) == []
 
 
 def test_a_push_is_one_fenced_upsert(tenant, django_assert_num_queries):

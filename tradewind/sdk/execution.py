@@ -42,10 +42,10 @@ class Client(Protocol):
         ...
 
     def xcom_pull(
-        self, *, dag_id: str, run_id: str, task_ids: list[str], key: str, map_indexes: list[int] | None
+        self, *, dag_id: str, run_id: str, task_ids: list[str] | None, key: str, map_indexes: list[int] | None
     ) -> list[dict]:
-        """Rows {"task_id", "map_index", "value"} of the XComs `key` of those tasks in that run; every map
-        index when `map_indexes` is None."""
+        """Rows {"task_id", "map_index", "value"} of the XComs `key` of those tasks in that run (`task_ids`
+        None: of the task that pushed `key` last); every map index when `map_indexes` is None."""
         ...
 
     def get_variable(self, key: str) -> str | None:
@@ -285,13 +285,15 @@ class RuntimeTaskInstance:
     ) -> Any:
         """Values pushed under `key`, shaped as Airflow shapes them.
 
-        `task_ids` None means this task. Without `map_indexes`: one task id gives its value (`default` when
+        `task_ids` None means this task (Airflow 3), or in an Airflow 2 DAG (`from airflow import DAG`) any
+        task: the one that pushed `key` last, as Airflow 2 reads "no task filter". Without `map_indexes`: one task id gives its value (`default` when
         absent), or for a mapped task the list of its map indexes' values in order; a list of task ids gives
         one flat list, each task's values in turn (a mapped task's all of them, `default` for a task with
         none). With `map_indexes` (an int or a list), each (task, index) pair gives one value or `default`;
         a single task and a single index give that value. `include_prior_dates` is not supported (ignored).
         """
         single_task = task_ids is None or isinstance(task_ids, str)
+        any_task = task_ids is None and getattr(self.dag, "airflow_version", 3) == 2
         if task_ids is None:
             ids = [self.task_id]
         elif isinstance(task_ids, str):
@@ -303,13 +305,15 @@ class RuntimeTaskInstance:
         rows = get_client().xcom_pull(
             dag_id=dag_id or self.dag_id,
             run_id=run_id or self.run_id,
-            task_ids=ids,
+            task_ids=None if any_task else ids,
             key=key,
             map_indexes=indexes,
         )
         by_task: dict[str, dict[int, Any]] = {}
         for row in rows:
             by_task.setdefault(row["task_id"], {})[int(row.get("map_index", -1))] = row.get("value")
+        if any_task and rows:
+            ids = [rows[0]["task_id"]]
         if indexes is not None:
             pairs = [by_task.get(task_id, {}).get(index, default) for task_id in ids for index in indexes]
             return pairs[0] if single_task and single_index else pairs

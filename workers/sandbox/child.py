@@ -94,7 +94,7 @@ class RpcClient:
         self._channel.call("xcom_push", key=key, value=value)
 
     def xcom_pull(
-        self, *, dag_id: str, run_id: str, task_ids: list[str], key: str, map_indexes: list[int] | None
+        self, *, dag_id: str, run_id: str, task_ids: list[str] | None, key: str, map_indexes: list[int] | None
     ) -> list[dict]:
         return self._channel.call(
             "xcom_pull", dag_id=dag_id, run_id=run_id, task_ids=task_ids, key=key, map_indexes=map_indexes

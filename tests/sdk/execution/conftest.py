@@ -43,8 +43,11 @@ class InMemoryClient:
         self.xcoms[(self.dag_id, self.run_id, self.task_id, self.map_index, key)] = value
 
     def xcom_pull(
-        self, *, dag_id: str, run_id: str, task_ids: list[str], key: str, map_indexes: list[int] | None
+        self, *, dag_id: str, run_id: str, task_ids: list[str] | None, key: str, map_indexes: list[int] | None
     ) -> list[dict]:
+        if task_ids is None:  # the task that pushed `key` last (the parent's rule)
+            pushed = [t for (d, r, t, _m, k) in self.xcoms if (d, r, k) == (dag_id, run_id, key)]
+            task_ids = pushed[-1:]
         rows = []
         for (d, r, t, m, k), value in self.xcoms.items():
             wanted = d == dag_id and r == run_id and t in task_ids and k == key

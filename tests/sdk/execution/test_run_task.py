@@ -10,7 +10,7 @@ import pytest
 
 from tradewind.sdk.assets import Asset, AssetAlias, Metadata
 from tradewind.sdk.context import get_current_context
-from tradewind.sdk.dag import DAG
+from tradewind.sdk.dag import DAG, Airflow2DAG
 from tradewind.sdk.exceptions import (
     AirflowException,
     AirflowFailException,
@@ -119,6 +119,23 @@ def test_callable_gets_only_the_context_keys_it_names_plus_op_args(client, run):
         "task",
         "x",
     ]
+
+
+def test_xcom_pull_without_task_ids_reads_any_task_in_an_airflow_2_dag(client, run):
+    pulled = {}
+
+    def puller(ti):
+        pulled["key"] = ti.xcom_pull(key="model_accuracy")
+        pulled["missing"] = ti.xcom_pull(key="nobody_pushed", default="dflt")
+
+    for dag_class, expected in ((Airflow2DAG, 0.93), (DAG, None)):  # Airflow 3: this task's own XComs
+        with dag_class("test_dag", schedule=None, start_date=START) as dag:
+            PythonOperator(task_id="task", python_callable=puller)
+        client.push_for("train", 0.5, key="model_accuracy")
+        client.push_for("evaluate", 0.93, key="model_accuracy")  # pushed last: Airflow 2 reads this one
+        outcome = run(dag, "task")
+        assert outcome["state"] == "success", outcome["traceback"]
+        assert pulled == {"key": expected, "missing": "dflt"}
 
 
 def test_op_args_clashing_with_context_keys_fail_like_airflow(client, run):
