@@ -8,13 +8,16 @@ with `set_client`. A task's success or failure is an outcome dict, never an exce
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import decimal
+import importlib
 import inspect
 import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -137,8 +140,8 @@ _TYPE_TAG = "__tw_type__"
 
 def encode_value(value: Any, *, what: str = "value") -> Any:
     """`value` as JSON-able data: JSON types unchanged, tuples as lists, datetimes/dates/times/timedeltas/
-    Decimals/sets as tagged dicts that `decode_value` turns back. TypeError naming `what` and the type for
-    anything else."""
+    Decimals/sets and dataclass/attrs instances as tagged dicts that `decode_value` turns back. TypeError
+    naming `what` and the type for anything else."""
     if value is None or isinstance(value, str | bool | int | float):
         return value
     if isinstance(value, dict):
@@ -164,10 +167,46 @@ def encode_value(value: Any, *, what: str = "value") -> Any:
         return {_TYPE_TAG: "decimal", "value": str(value)}
     if isinstance(value, set | frozenset):
         return {_TYPE_TAG: "set", "value": [encode_value(item, what=what) for item in value]}
+    fields = _record_fields(value)
+    if fields is not None:
+        cls = type(value)
+        if "<locals>" in cls.__qualname__:
+            raise TypeError(
+                f"{what} is a {cls.__qualname__}, a class defined inside a function, which another task "
+                "cannot rebuild: define it at the top level of a module"
+            )
+        data = {name: encode_value(item, what=what) for name, item in fields.items()}
+        return {
+            _TYPE_TAG: "object",
+            "value": {"module": cls.__module__, "class": cls.__qualname__, "fields": data},
+        }
     raise TypeError(
         f"{what} is of type {type(value).__module__}.{type(value).__qualname__}, which is not "
-        "JSON-serializable (XCom values must be JSON types, dates, times or timedeltas)"
+        "JSON-serializable (XCom values must be JSON types, dates, times, timedeltas, dataclasses or attrs "
+        "classes)"
     )
+
+
+def _record_fields(value: Any) -> dict[str, Any] | None:
+    """The fields of a dataclass or attrs instance (how Airflow serializes them: by their public fields), or
+    None for anything else."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
+    attributes = getattr(type(value), "__attrs_attrs__", None)
+    if attributes is not None:
+        return {attribute.name: getattr(value, attribute.name) for attribute in attributes}
+    return None
+
+
+def _rebuild_object(raw: dict[str, Any]) -> Any:
+    """A dataclass or attrs instance from its encoded form: the class is found by module and name (a DAG
+    file's own module is already imported in the task's process) and called with the fields."""
+    module_name, qualname = str(raw["module"]), str(raw["class"])
+    module = sys.modules.get(module_name) or importlib.import_module(module_name)
+    cls: Any = module
+    for part in qualname.split("."):
+        cls = getattr(cls, part)
+    return cls(**{name: decode_value(item) for name, item in raw["fields"].items()})
 
 
 def decode_value(value: Any) -> Any:
@@ -194,6 +233,8 @@ def decode_value(value: Any) -> Any:
             return decimal.Decimal(raw)
         if tag == "set":
             return {decode_value(item) for item in raw}
+        if tag == "object":
+            return _rebuild_object(raw)
     return {key: decode_value(item) for key, item in value.items()}
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import decimal
+import json
 
+import attrs
 import pendulum
 import pytest
 
@@ -150,3 +153,35 @@ def test_value_encoding_round_trip_and_refusal():
     )
     with pytest.raises(TypeError, match="The result of t is of type builtins.object"):
         encode_value({"x": object()}, what="The result of t")
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    name: str
+    learning_rate: float
+    trained: datetime.date | None = None
+
+
+@attrs.define
+class Batch:
+    rows: int
+    config: ModelConfig
+
+
+def test_dataclass_and_attrs_instances_come_back_as_themselves():
+    batch = Batch(rows=3, config=ModelConfig("m", 0.1, trained=datetime.date(2024, 1, 2)))
+    stored = encode_value([batch])
+    json.dumps(stored)  # what the XCom row holds is plain JSON
+    assert decode_value(stored) == [batch]
+
+    def inside():
+        @dataclasses.dataclass
+        class Local:
+            x: int
+
+        return Local(1)
+
+    with pytest.raises(
+        TypeError, match="a class defined inside a function, which another task cannot rebuild"
+    ):
+        encode_value(inside(), what="The result of t")
