@@ -307,15 +307,18 @@ class OutletEventAccessor:
 class OutletEventAccessors(_AssetEventsLookup, Mapping):
     """The `outlet_events` context value: one accessor per asset or alias, created on first use. An
     Asset.ref to one of the task's outlet assets (`outlets`) is that asset's accessor, as Airflow resolves
-    refs to their assets."""
+    refs to their assets; a string naming one of its alias outlets is that alias's (Airflow 2.10)."""
 
     def __init__(self, outlets: list[Any] | None = None) -> None:
         self._accessors: dict[tuple[str, str], OutletEventAccessor] = {}
         self._outlets = list(outlets or [])
 
     def __getitem__(self, key: Any) -> OutletEventAccessor:
-        from tradewind.sdk.assets import Asset, AssetRef
+        from tradewind.sdk.assets import Asset, AssetAlias, AssetRef
 
+        if isinstance(key, str) and not any(getattr(o, "uri", None) == key for o in self._outlets):
+            # Airflow 2.10: a string naming one of the task's AssetAlias outlets is that alias.
+            key = next((o for o in self._outlets if isinstance(o, AssetAlias) and o.name == key), key)
         if isinstance(key, AssetRef):
             wanted = _asset_identity(key)
             assets = (outlet for outlet in self._outlets if isinstance(outlet, Asset))

@@ -340,6 +340,8 @@ def test_asset_events_with_extras_metadata_and_aliases(client, run):
     def produce(outlet_events):
         outlet_events[Asset("s3://bucket/a")].extra = {"rows": 3}
         outlet_events[AssetAlias("my-alias")].add(Asset("s3://bucket/dynamic"), extra={"k": "v"})
+        outlet_events["my-alias"].add(Asset("s3://bucket/by-name"))  # Airflow 2.10: the alias by its name
+        outlet_events["s3://bucket/b"].extra = {"by": "uri"}  # an outlet asset's URI is that asset
 
     def produce_with_metadata():
         yield Metadata(Asset("s3://bucket/m"), {"from": "yield"})
@@ -360,13 +362,14 @@ def test_asset_events_with_extras_metadata_and_aliases(client, run):
     outcome = run(dag, "task")
     assert outcome["asset_events"] == [
         {"uri": "s3://bucket/a", "name": "s3://bucket/a", "extra": {"rows": 3}},
-        {"uri": "s3://bucket/b", "name": "s3://bucket/b", "extra": {}},
+        {"uri": "s3://bucket/b", "name": "s3://bucket/b", "extra": {"by": "uri"}},
         {
             "uri": "s3://bucket/dynamic",
             "name": "s3://bucket/dynamic",
             "extra": {"k": "v"},
             "alias": "my-alias",
         },
+        {"uri": "s3://bucket/by-name", "name": "s3://bucket/by-name", "extra": {}, "alias": "my-alias"},
     ]
     outcome = run(dag, "meta")
     assert outcome["asset_events"] == [
