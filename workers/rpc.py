@@ -200,11 +200,21 @@ class TaskRpcHandler:
             raise RuntimeError(f"task {self._task_label()} is no longer running try {self.ti.try_number}")
 
     def xcom_pull(
-        self, *, dag_id: str, run_id: str, task_ids: list[str] | None, key: str, map_indexes: list[int] | None
+        self,
+        *,
+        dag_id: str,
+        run_id: str,
+        task_ids: list[str] | None,
+        key: str,
+        map_indexes: list[int] | None,
+        include_prior_dates: bool = False,
     ) -> list[dict]:
         """Rows {"task_id", "map_index", "value"} of one run of this tenant, ordered by task and map index;
         [] when the run does not exist here (another tenant's run never does). `task_ids` None (Airflow 2's
-        "no task filter"): the rows of the task that stored `key` last."""
+        "no task filter"): the rows of the task that stored `key` last. `include_prior_dates`: each task's
+        rows from the latest run of `dag_id` at or before this task's run, by logical date, that has any."""
+        if include_prior_dates:
+            return self._xcom_pull_prior(dag_id, task_ids, _text(key, "key"), map_indexes)
         run = self._runs(dag_id).filter(run_id=_text(run_id, "run_id")).first()
         if run is None:
             return []
@@ -224,6 +234,26 @@ class TaskRpcHandler:
                 "task_id", "map_index", "value"
             )
         ]
+
+    def _xcom_pull_prior(
+        self, dag_id: str, task_ids: list[str] | None, key: str, map_indexes: list[int] | None
+    ) -> list[dict]:
+        moment = self.ti.dag_run.logical_date or self.ti.dag_run.run_after
+        xcoms = XCom.objects.for_tenant(self.tenant_id).filter(
+            dag_run__in=self._runs(dag_id).filter(logical_date__lte=moment), key=key
+        )
+        if task_ids is not None:
+            xcoms = xcoms.filter(task_id__in=[_text(t, "task_ids") for t in task_ids])
+        if map_indexes is not None:
+            xcoms = xcoms.filter(map_index__in=[int(i) for i in map_indexes])
+        rows: list[dict] = []
+        run_of: dict[str, int] = {}  # task -> the latest run with its rows
+        for task_id, map_index, value, run_pk in xcoms.order_by(
+            "task_id", "-dag_run__logical_date", "-dag_run_id", "map_index"
+        ).values_list("task_id", "map_index", "value", "dag_run_id"):
+            if run_of.setdefault(task_id, run_pk) == run_pk:
+                rows.append({"task_id": task_id, "map_index": map_index, "value": value})
+        return rows
 
     # --- secrets ------------------------------------------------------------------------------------
 

@@ -4,13 +4,13 @@ runs and DAGs — always within the task's own tenant."""
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
 from scheduler.models import DagRun, TaskInstance, XCom
 from scheduler.states import DagRunState, TIState, transition
-from tests.factories import make_dag_version
+from tests.factories import make_dag_version, make_run
 from tests.runner.conftest import ACTOR, start, start_run
 from tradewind.audit.models import AuditEntry
 from tradewind.sdk import DAG, Param, TaskGroup
@@ -75,6 +75,25 @@ def test_push_stores_json_with_its_size_and_pull_returns_rows_in_order(tenant):
         {"task_id": "first", "map_index": -1, "value": "mine"}
     ]
     assert handler("xcom_pull", {**pull, "key": "unpushed", "task_ids": None, "map_indexes": None}) == []
+
+
+def test_include_prior_dates_reads_each_tasks_latest_run_at_or_before_the_callers(tenant):
+    handler = handler_for(tenant, "consumer")
+    now = handler.ti.dag_run.logical_date or handler.ti.dag_run.run_after
+    version = make_dag_version(tenant, sdk_dag("producer"))
+    for run_id, days_ago, value in (("old", 3, "old"), ("recent", 1, "recent"), ("future", -2, "future")):
+        run = make_run(tenant, version, run_id=run_id, logical_date=now - timedelta(days=days_ago))
+        XCom.objects.create(tenant=tenant, dag_run=run, task_id="first", key="k", value=value)
+    old = DagRun.objects.get(dag__dag_id="producer", run_id="old")
+    XCom.objects.create(tenant=tenant, dag_run=old, task_id="group.inner", key="k", value="only in old")
+    pull = {"dag_id": "producer", "run_id": "no such run", "key": "k", "map_indexes": None}
+    assert handler(
+        "xcom_pull", {**pull, "task_ids": ["first", "group.inner"], "include_prior_dates": True}
+    ) == [
+        {"task_id": "first", "map_index": -1, "value": "recent"},  # not the run after the caller's
+        {"task_id": "group.inner", "map_index": -1, "value": "only in old"},
+    ]
+    assert handler("xcom_pull", {**pull, "task_ids": ["first"]}) == []  # without it: the run named, none
 
 
 def test_a_push_is_one_fenced_upsert(tenant, django_assert_num_queries):

@@ -45,10 +45,19 @@ class Client(Protocol):
         ...
 
     def xcom_pull(
-        self, *, dag_id: str, run_id: str, task_ids: list[str] | None, key: str, map_indexes: list[int] | None
+        self,
+        *,
+        dag_id: str,
+        run_id: str,
+        task_ids: list[str] | None,
+        key: str,
+        map_indexes: list[int] | None,
+        include_prior_dates: bool = False,
     ) -> list[dict]:
         """Rows {"task_id", "map_index", "value"} of the XComs `key` of those tasks in that run (`task_ids`
-        None: of the task that pushed `key` last); every map index when `map_indexes` is None."""
+        None: of the task that pushed `key` last); every map index when `map_indexes` is None. With
+        `include_prior_dates`, each task's from the latest run of `dag_id` at or before the caller's run
+        (by logical date) that has them, instead of the run `run_id`."""
         ...
 
     def get_variable(self, key: str) -> str | None:
@@ -327,11 +336,16 @@ class RuntimeTaskInstance:
         """Values pushed under `key`, shaped as Airflow shapes them.
 
         `task_ids` None means this task (Airflow 3), or in an Airflow 2 DAG (`from airflow import DAG`) any
-        task: the one that pushed `key` last, as Airflow 2 reads "no task filter". Without `map_indexes`: one task id gives its value (`default` when
-        absent), or for a mapped task the list of its map indexes' values in order; a list of task ids gives
-        one flat list, each task's values in turn (a mapped task's all of them, `default` for a task with
-        none). With `map_indexes` (an int or a list), each (task, index) pair gives one value or `default`;
-        a single task and a single index give that value. `include_prior_dates` is not supported (ignored).
+        task: the one that pushed `key` last, as Airflow 2 reads "no task filter".
+
+        Without `map_indexes`: one task id gives its value (`default` when absent), or for a mapped task the
+        list of its map indexes' values in order; a list of task ids gives one flat list, each task's values
+        in turn (a mapped task's all of them, `default` for a task with none). With `map_indexes` (an int or
+        a list), each (task, index) pair gives one value or `default`; a single task and a single index give
+        that value.
+
+        `include_prior_dates`: each task's values from the latest run (at or before this one, by logical
+        date) that has them, as Airflow reads another DAG's earlier run.
         """
         single_task = task_ids is None or isinstance(task_ids, str)
         any_task = task_ids is None and getattr(self.dag, "airflow_version", 3) == 2
@@ -349,6 +363,7 @@ class RuntimeTaskInstance:
             task_ids=None if any_task else ids,
             key=key,
             map_indexes=indexes,
+            include_prior_dates=bool(include_prior_dates),
         )
         by_task: dict[str, dict[int, Any]] = {}
         for row in rows:

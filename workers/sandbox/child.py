@@ -94,10 +94,23 @@ class RpcClient:
         self._channel.call("xcom_push", key=key, value=value)
 
     def xcom_pull(
-        self, *, dag_id: str, run_id: str, task_ids: list[str] | None, key: str, map_indexes: list[int] | None
+        self,
+        *,
+        dag_id: str,
+        run_id: str,
+        task_ids: list[str] | None,
+        key: str,
+        map_indexes: list[int] | None,
+        include_prior_dates: bool = False,
     ) -> list[dict]:
         return self._channel.call(
-            "xcom_pull", dag_id=dag_id, run_id=run_id, task_ids=task_ids, key=key, map_indexes=map_indexes
+            "xcom_pull",
+            dag_id=dag_id,
+            run_id=run_id,
+            task_ids=task_ids,
+            key=key,
+            map_indexes=map_indexes,
+            include_prior_dates=include_prior_dates,
         )
 
     def get_variable(self, key: str) -> str | None:

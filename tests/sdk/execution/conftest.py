@@ -43,7 +43,14 @@ class InMemoryClient:
         self.xcoms[(self.dag_id, self.run_id, self.task_id, self.map_index, key)] = value
 
     def xcom_pull(
-        self, *, dag_id: str, run_id: str, task_ids: list[str] | None, key: str, map_indexes: list[int] | None
+        self,
+        *,
+        dag_id: str,
+        run_id: str,
+        task_ids: list[str] | None,
+        key: str,
+        map_indexes: list[int] | None,
+        include_prior_dates: bool = False,
     ) -> list[dict]:
         if task_ids is None:  # the task that pushed `key` last (the parent's rule)
             pushed = [t for (d, r, t, _m, k) in self.xcoms if (d, r, k) == (dag_id, run_id, key)]

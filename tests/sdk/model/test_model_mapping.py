@@ -25,7 +25,14 @@ class XComStore:
         self.values = values
 
     def xcom_pull(
-        self, *, dag_id: str, run_id: str, task_ids: list[str], key: str, map_indexes: list[int] | None
+        self,
+        *,
+        dag_id: str,
+        run_id: str,
+        task_ids: list[str],
+        key: str,
+        map_indexes: list[int] | None,
+        include_prior_dates: bool = False,
     ):
         return [
             {"task_id": t, "map_index": i, "value": v}
