@@ -203,6 +203,8 @@ else:
 # Celery: a broker URL selects the Celery executor; without one the local executor runs tasks.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 TRADEWIND_EXECUTOR = "celery" if CELERY_BROKER_URL else "local"
+# Where people reach the UI: the links tasks are given to their own pages (Airflow's `ti.log_url`).
+TRADEWIND_BASE_URL = os.environ.get("TRADEWIND_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 # On Redis, kombu's transport with one client per channel (workers/broker.py); other URLs keep their own.
 CELERY_BROKER_TRANSPORT = "workers.broker:Transport" if CELERY_BROKER_URL.startswith("redis://") else None
 # A running task instance's thread mostly waits for its sandboxed child: more of them than cores keeps the cores

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
+from django.urls import reverse
 
 from scheduler import xcoms
 from scheduler.models import Asset, AssetEvent, Dag, DagRun, TaskInstance, XCom
@@ -157,6 +158,7 @@ class TaskRpcHandler:
             "count_dag_runs": self.count_dag_runs,
             "get_asset_events": self.get_asset_events,
             "get_asset": self.get_asset,
+            "task_url": self.task_url,
         }
 
     def __call__(self, op: str, kwargs: dict[str, Any]) -> Any:
@@ -368,6 +370,22 @@ class TaskRpcHandler:
         if asset is None:
             return None
         return {"name": asset.name, "uri": asset.uri, "group": asset.group, "extra": asset.extra}
+
+    # --- the UI -------------------------------------------------------------------------------------
+
+    def task_url(self) -> str:
+        """This task instance's page in the UI (its tries' logs), as a user reaches it (TRADEWIND_BASE_URL)."""
+        kwargs = {
+            "tenant_slug": self.ti.tenant.slug,
+            "dag_id": self.ti.dag_run.dag.dag_id,
+            "run_id": self.ti.dag_run.run_id,
+            "task_id": self.ti.task_id,
+        }
+        if self.ti.map_index >= 0:
+            path = reverse("ui-ti-mapped", kwargs={**kwargs, "map_index": self.ti.map_index})
+        else:
+            path = reverse("ui-ti", kwargs=kwargs)
+        return settings.TRADEWIND_BASE_URL + path
 
     # --- helpers ------------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
+from urllib.parse import quote
 
 import pytest
 
@@ -94,6 +95,16 @@ def test_include_prior_dates_reads_each_tasks_latest_run_at_or_before_the_caller
         {"task_id": "group.inner", "map_index": -1, "value": "only in old"},
     ]
     assert handler("xcom_pull", {**pull, "task_ids": ["first"]}) == []  # without it: the run named, none
+
+
+def test_task_url_is_the_task_instances_page_under_the_base_url(tenant, settings):
+    settings.TRADEWIND_BASE_URL = "https://tradewind.example.com"
+    handler = handler_for(tenant)
+    run_id = handler.ti.dag_run.run_id
+    page = f"https://tradewind.example.com/t/{tenant.slug}/dags/producer/runs/{run_id}/tasks/first/"
+    assert handler("task_url", {}) == page
+    handler.ti.map_index = 2
+    assert handler("task_url", {}) == page + "2/"
 
 
 def test_a_push_is_one_fenced_upsert(tenant, django_assert_num_queries):

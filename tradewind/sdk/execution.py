@@ -117,6 +117,10 @@ class Client(Protocol):
         """The asset named `name` ({"name", "uri", "group", "extra"}), or None when there is none."""
         ...
 
+    def task_url(self) -> str:
+        """The running task instance's page in the platform's UI."""
+        ...
+
 
 _client: Client | None = None
 
@@ -384,6 +388,20 @@ class RuntimeTaskInstance:
                 return values if is_mapped else values[0] if values else default
             results.extend(values or [default])
         return results
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end; None until the task instance has ended (as in Airflow)."""
+        if self.start_date is None or self.end_date is None:
+            return None
+        return (self.end_date - self.start_date).total_seconds()
+
+    @property
+    def log_url(self) -> str:
+        """This try's page in the UI, with its log (asked of the platform when read)."""
+        return f"{get_client().task_url()}?try={self.try_number}"
+
+    mark_success_url = log_url
 
     def get_previous_ti(self, *args: Any, **kwargs: Any) -> None:
         """Tradewind does not give task code other task instances: always None."""
@@ -737,8 +755,10 @@ class _TaskRun:
         self._run_callbacks("on_retry_callback" if will_retry else "on_failure_callback")
 
     def _run_callbacks(self, kind: str) -> None:
-        if self.ti is not None:  # as in Airflow, a callback sees the state the try ends in
+        if self.ti is not None:  # as in Airflow, a callback sees the state the try ends in, and its end
             self.ti.state = _STATE_SEEN_BY_CALLBACK[kind]
+            if kind != "on_execute_callback":
+                self.ti.end_date = self.ti.end_date or datetime.datetime.now(datetime.UTC)
         for callback in _callbacks(getattr(self.task, kind, None)):
             entry = {"kind": kind, "name": _callable_name(callback), "error": None}
             try:

@@ -169,6 +169,9 @@ class RpcClient:
     def get_asset(self, *, name: str) -> dict | None:
         return self._channel.call("get_asset", name=name)
 
+    def task_url(self) -> str:
+        return self._channel.call("task_url")
+
 
 def main(rpc_fd: int, out_fd: int, server_pid: int, extra_fd: int | None = None) -> NoReturn:
     """Run in the freshly forked child: sandbox, run the job, report, exit. Never returns. `extra_fd` is a

@@ -62,6 +62,9 @@ class InMemoryClient:
                 rows.append({"task_id": t, "map_index": m, "value": value})
         return rows
 
+    def task_url(self) -> str:
+        return f"http://ui.test/dags/{self.dag_id}/runs/{self.run_id}/tasks/{self.task_id}/"
+
     def push_for(self, task_id: str, value: Any, *, key: str = "return_value", map_index: int = -1) -> None:
         self.xcoms[(self.dag_id, self.run_id, task_id, map_index, key)] = value
 

@@ -252,6 +252,26 @@ def test_downstream_tasks_skipped_is_success_with_skips(client, run):
     assert outcome["skip_downstream"] == {"task_ids": ["a", "b"], "respect_trigger_rules": False}
 
 
+def test_a_failure_callback_sees_the_tries_duration_and_log_url(client, run):
+    seen = {}
+
+    def alert(context):
+        ti = context["ti"]
+        seen["duration"] = ti.duration
+        seen["log_url"] = ti.log_url
+
+    def work(ti):
+        seen["running"] = ti.duration  # no end yet: None, as in Airflow
+        raise ValueError("boom")
+
+    with make_dag() as dag:
+        PythonOperator(task_id="slow", python_callable=work, on_failure_callback=alert)
+    outcome = run(dag, "slow", try_number=2, max_tries=1)
+    assert outcome["state"] == "failed"
+    assert seen["running"] is None and seen["duration"] >= 0
+    assert seen["log_url"] == f"http://ui.test/dags/test_dag/runs/{client.run_id}/tasks/slow/?try=2"
+
+
 def test_callbacks_run_in_the_child_with_the_context(client, run):
     calls, states = [], []
 
