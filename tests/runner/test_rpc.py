@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
-from urllib.parse import quote
 
 import pytest
 
