@@ -45,6 +45,7 @@ _LAZY: dict[str, str] = {
     "BaseSensorOperator": "tradewind.sdk.sensors.base",
     "PokeReturnValue": "tradewind.sdk.sensors.base",
     "literal": "tradewind.sdk.templater",
+    "ObjectStoragePath": "tradewind.sdk.objectstorage",
 }
 
 __all__ = [

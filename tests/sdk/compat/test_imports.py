@@ -12,7 +12,7 @@ from tradewind.sdk.dag import DAG as NativeDAG
 from tradewind.sdk.dag import Airflow2DAG
 
 PATHS = {
-    "airflow": ["DAG", "Dataset", "XComArg"],
+    "airflow": ["DAG", "Dataset", "XComArg", "AirflowException", "version"],
     "airflow.models": [
         "DAG",
         "BaseOperator",
@@ -32,6 +32,14 @@ PATHS = {
     "airflow.models.variable": ["Variable"],
     "airflow.models.connection": ["Connection"],
     "airflow.models.xcom_arg": ["XComArg"],
+    "airflow.models.xcom": ["XCom", "XCOM_RETURN_KEY"],
+    "airflow.models.baseoperatorlink": ["BaseOperatorLink"],
+    "airflow.models.taskinstancekey": ["TaskInstanceKey"],
+    "airflow.utils.xcom": ["XCOM_RETURN_KEY"],
+    "airflow.utils.email": ["send_email", "send_email_smtp"],
+    "airflow.utils.dag_parsing_context": ["get_parsing_context", "AirflowParsingContext"],
+    "airflow.hooks.subprocess": ["SubprocessHook", "SubprocessResult", "working_directory"],
+    "airflow.io.path": ["ObjectStoragePath"],
     "airflow.decorators": ["dag", "task", "task_group", "setup", "teardown"],
     "airflow.operators.empty": ["EmptyOperator"],
     "airflow.operators.dummy": ["DummyOperator"],
@@ -141,7 +149,14 @@ PATHS = {
         "DeltaDataIntervalTimetable",
         "MultipleCronTriggerTimetable",
         "EventsTimetable",
+        "ObjectStoragePath",
+        "BaseOperatorLink",
+        "get_parsing_context",
     ],
+    "airflow.sdk.io": ["ObjectStoragePath"],
+    "airflow.sdk.io.path": ["ObjectStoragePath"],
+    "airflow.sdk.bases.operatorlink": ["BaseOperatorLink"],
+    "airflow.sdk.definitions.asset.decorators": ["asset", "AssetDefinition", "MultiAssetDefinition"],
     "airflow.sdk.bases.notifier": ["BaseNotifier"],
     "airflow.models.dataset": ["Dataset", "DatasetAlias", "DatasetAll", "DatasetAny"],
     "airflow.notifications.basenotifier": ["BaseNotifier"],
@@ -174,6 +189,11 @@ PATHS = {
     "airflow.providers.standard.sensors.time": ["TimeSensor"],
     "airflow.providers.standard.sensors.external_task": ["ExternalTaskSensor", "ExternalTaskMarker"],
     "airflow.providers.standard.triggers.temporal": ["DateTimeTrigger"],
+    "airflow.providers.standard.hooks.subprocess": [
+        "SubprocessHook",
+        "SubprocessResult",
+        "working_directory",
+    ],
     # apache-airflow-providers-common-compat, as the standard provider's example DAGs import it
     "airflow.providers.common.compat.sdk": [
         "BaseOperator",
@@ -328,3 +348,33 @@ def test_a_plugin_class_declares_as_in_airflow_and_is_inert():
     assert MyPlugin.timetables == MyPlugin.listeners == MyPlugin.flask_blueprints == []
     with pytest.raises(AirflowPluginException):
         AirflowPlugin.validate()
+
+
+def test_paths_added_for_public_dag_files_give_the_layers_objects():
+    import airflow
+    import airflow.sdk
+    from airflow.exceptions import AirflowException
+    from airflow.hooks.subprocess import SubprocessHook
+    from airflow.io.path import ObjectStoragePath
+    from airflow.models import BaseOperatorLink
+    from airflow.models.baseoperatorlink import BaseOperatorLink as ModelsLink
+    from airflow.models.taskinstancekey import TaskInstanceKey
+    from airflow.providers.standard.hooks.subprocess import SubprocessHook as StandardSubprocessHook
+    from airflow.sdk.definitions.asset.decorators import asset
+    from airflow.utils.dag_parsing_context import get_parsing_context
+
+    assert airflow.AirflowException is AirflowException and airflow.version.version == airflow.__version__
+    assert ModelsLink is BaseOperatorLink is airflow.sdk.BaseOperatorLink
+    assert SubprocessHook is StandardSubprocessHook and asset is sdk.asset
+    assert ObjectStoragePath is airflow.sdk.ObjectStoragePath is sdk.ObjectStoragePath
+    assert airflow.sdk.get_parsing_context is get_parsing_context
+    assert get_parsing_context() == (None, None) and get_parsing_context().dag_id is None
+    assert TaskInstanceKey("d", "t", "r") == ("d", "t", "r", 1, -1)
+
+
+def test_send_email_imports_and_fails_when_called():
+    from airflow.exceptions import AirflowException
+    from airflow.utils.email import send_email
+
+    with pytest.raises(AirflowException, match="cannot send mail"):
+        send_email("ops@example.com", "failed", "<p>boom</p>")

@@ -12,6 +12,9 @@ _LAZY = {
     "Dataset": ("tradewind.sdk.assets", "Dataset"),
     "XComArg": ("tradewind.sdk.xcom_arg", "XComArg"),
     "Asset": ("tradewind.sdk.assets", "Asset"),
+    # Airflow 2 also gives these at the top level (`from airflow import AirflowException`).
+    "AirflowException": ("tradewind.sdk.exceptions", "AirflowException"),
+    "version": ("airflow.version", ""),
 }
 
 __all__ = ["DAG", "Dataset", "XComArg", "__version__"]
@@ -22,6 +25,7 @@ def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     module_name, attribute = _LAZY[name]
-    value = getattr(importlib.import_module(module_name), attribute)
+    module = importlib.import_module(module_name)
+    value = getattr(module, attribute) if attribute else module
     globals()[name] = value
     return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from airflow.utils.dag_parsing_context import get_parsing_context
 from airflow.utils.state import DagRunState, TaskInstanceState
 from tradewind.sdk.assets import (
     Asset,
@@ -45,6 +46,9 @@ from tradewind.sdk.mappedoperator import (
 )
 from tradewind.sdk.notifier import (
     BaseNotifier,
+)
+from tradewind.sdk.objectstorage import (
+    ObjectStoragePath,
 )
 from tradewind.sdk.params import (
     Param,
@@ -108,6 +112,7 @@ __all__ = [
     "MappedOperator",
     "Metadata",
     "MultipleCronTriggerTimetable",
+    "ObjectStoragePath",
     "Param",
     "ParamsDict",
     "PokeReturnValue",
@@ -124,21 +129,10 @@ __all__ = [
     "cross_downstream",
     "dag",
     "get_current_context",
+    "get_parsing_context",
     "literal",
     "setup",
     "task",
     "task_group",
     "teardown",
 ]
-
-
-class _ParsingContext:
-    """What `get_parsing_context()` returns: Tradewind always parses whole files, so both are None."""
-
-    dag_id: str | None = None
-    task_id: str | None = None
-
-
-def get_parsing_context() -> _ParsingContext:
-    """Airflow 3's parsing context (lets a file build only the DAG being run; Tradewind builds all)."""
-    return _ParsingContext()

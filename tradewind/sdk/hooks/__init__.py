@@ -1,0 +1,1 @@
+"""Hooks of Airflow's standard provider that need no external system."""

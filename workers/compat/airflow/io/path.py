@@ -1,0 +1,11 @@
+"""`airflow.io.path`."""
+
+from __future__ import annotations
+
+from tradewind.sdk.objectstorage import (
+    ObjectStoragePath,
+)
+
+__all__ = [
+    "ObjectStoragePath",
+]
