@@ -215,44 +215,31 @@ class TaskRpcHandler:
         [] when the run does not exist here (another tenant's run never does). `task_ids` None (Airflow 2's
         "no task filter"): the rows of the task that stored `key` last. `include_prior_dates`: each task's
         rows from the latest run of `dag_id` at or before this task's run, by logical date, that has any."""
+        key = _text(key, "key")
+        ordering: tuple[str, ...] = ("task_id", "map_index")
         if include_prior_dates:
-            return self._xcom_pull_prior(dag_id, task_ids, _text(key, "key"), map_indexes)
-        run = self._runs(dag_id).filter(run_id=_text(run_id, "run_id")).first()
-        if run is None:
-            return []
-        xcoms = XCom.objects.for_tenant(self.tenant_id).filter(dag_run=run, key=_text(key, "key"))
-        if task_ids is None:
-            latest = xcoms.order_by("-timestamp", "-pk").values_list("task_id", flat=True).first()
-            task_ids = [latest] if latest is not None else []
-        task_ids = [task_ids] if isinstance(task_ids, str) else list(task_ids)
-        if not task_ids:
-            return []
-        rows = xcoms.filter(task_id__in=[_text(t, "task_ids") for t in task_ids])
-        if map_indexes is not None:
-            rows = rows.filter(map_index__in=[int(i) for i in map_indexes])
-        return [
-            {"task_id": task_id, "map_index": map_index, "value": value}
-            for task_id, map_index, value in rows.order_by("task_id", "map_index").values_list(
-                "task_id", "map_index", "value"
-            )
-        ]
-
-    def _xcom_pull_prior(
-        self, dag_id: str, task_ids: list[str] | None, key: str, map_indexes: list[int] | None
-    ) -> list[dict]:
-        moment = self.ti.dag_run.logical_date or self.ti.dag_run.run_after
-        xcoms = XCom.objects.for_tenant(self.tenant_id).filter(
-            dag_run__in=self._runs(dag_id).filter(logical_date__lte=moment), key=key
-        )
+            moment = self.ti.dag_run.logical_date or self.ti.dag_run.run_after
+            runs = self._runs(dag_id).filter(logical_date__lte=moment)
+            xcoms = XCom.objects.for_tenant(self.tenant_id).filter(dag_run__in=runs, key=key)
+            ordering = ("task_id", "-dag_run__logical_date", "-dag_run_id", "map_index")  # latest run first
+        else:
+            run = self._runs(dag_id).filter(run_id=_text(run_id, "run_id")).first()
+            if run is None:
+                return []
+            xcoms = XCom.objects.for_tenant(self.tenant_id).filter(dag_run=run, key=key)
+            if task_ids is None:
+                latest = xcoms.order_by("-timestamp", "-pk").values_list("task_id", flat=True).first()
+                task_ids = [latest] if latest is not None else []
         if task_ids is not None:
+            task_ids = [task_ids] if isinstance(task_ids, str) else list(task_ids)
             xcoms = xcoms.filter(task_id__in=[_text(t, "task_ids") for t in task_ids])
         if map_indexes is not None:
             xcoms = xcoms.filter(map_index__in=[int(i) for i in map_indexes])
         rows: list[dict] = []
-        run_of: dict[str, int] = {}  # task -> the latest run with its rows
-        for task_id, map_index, value, run_pk in xcoms.order_by(
-            "task_id", "-dag_run__logical_date", "-dag_run_id", "map_index"
-        ).values_list("task_id", "map_index", "value", "dag_run_id"):
+        run_of: dict[str, int] = {}  # task -> the one run its rows come from (the latest that has any)
+        for task_id, map_index, value, run_pk in xcoms.order_by(*ordering).values_list(
+            "task_id", "map_index", "value", "dag_run_id"
+        ):
             if run_of.setdefault(task_id, run_pk) == run_pk:
                 rows.append({"task_id": task_id, "map_index": map_index, "value": value})
         return rows
