@@ -15,21 +15,23 @@ from scheduler.models import Asset, AssetEvent
 def declared_assets(serialized: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """The assets (not aliases or refs) a serialized DAG names in its schedule and its tasks' inlets and
     outlets."""
-    yield from _assets_in(serialized.get("schedule"))
+    parts = [serialized.get("schedule")]
     for task in serialized.get("tasks") or []:
-        yield from _assets_in(task.get("inlets"))
-        yield from _assets_in(task.get("outlets"))
+        parts += [task.get("inlets"), task.get("outlets")]
+    for node in _nodes(parts):
+        if node.get("type") == "asset" and isinstance(node.get("uri"), str):
+            yield node
 
 
-def _assets_in(value: Any) -> Iterator[dict[str, Any]]:
+def _nodes(value: Any) -> Iterator[dict[str, Any]]:
+    """Every dict in a serialized tree (a schedule's condition, a task's inlets), outermost first."""
     if isinstance(value, dict):
-        if value.get("type") == "asset" and isinstance(value.get("uri"), str):
-            yield value
+        yield value
         for item in value.values():
-            yield from _assets_in(item)
+            yield from _nodes(item)
     elif isinstance(value, list):
         for item in value:
-            yield from _assets_in(item)
+            yield from _nodes(item)
 
 
 def register_assets(tenant_id: int, serialized_dags: Iterable[dict[str, Any]]) -> None:
@@ -73,19 +75,14 @@ def register_assets(tenant_id: int, serialized_dags: Iterable[dict[str, Any]]) -
 def schedule_keys(schedule: Any) -> set[str]:
     """The keys a serialized schedule (or condition) waits on."""
     keys: set[str] = set()
-    if isinstance(schedule, dict):
-        kind = schedule.get("type")
-        if kind == "asset" and isinstance(schedule.get("uri"), str):
-            keys.add(schedule["uri"])
+    for node in _nodes(schedule):
+        kind = node.get("type")
+        if kind == "asset" and isinstance(node.get("uri"), str):
+            keys.add(node["uri"])
         elif kind == "asset_ref":
-            keys.add(f"ref:{schedule.get('name') or schedule.get('uri')}")
+            keys.add(f"ref:{node.get('name') or node.get('uri')}")
         elif kind == "asset_alias":
-            keys.add(f"alias:{schedule.get('name')}")
-        for item in schedule.values():
-            keys |= schedule_keys(item)
-    elif isinstance(schedule, list):
-        for item in schedule:
-            keys |= schedule_keys(item)
+            keys.add(f"alias:{node.get('name')}")
     return keys
 
 

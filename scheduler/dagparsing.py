@@ -363,11 +363,11 @@ def record_parse(
     pause_new_dags: bool,
 ) -> StoredParse:
     """Store the parse of `version` (inside the upload's transaction): import errors, new Dag rows (not yet
-    active), DagVersions for serializations new to their DAG, the assets those declare, and the parse-cache entries. A dag_id defined
-    by two files is an import error of the second one (the file that already defines the DAG keeps it); a
-    dag_id active in another bundle of the tenant is an import error too. A DAG whose file fails to import
-    keeps the DAG version it had in `previous`, as Airflow keeps a broken file's DAGs. Invalid (everything
-    rolls back) when the DAGs would exceed the tenant's max_dags."""
+    active), DagVersions for serializations new to their DAG, the assets those declare, and the parse-cache
+    entries. A dag_id defined by two files is an import error of the second one (the file that already
+    defines the DAG keeps it); a dag_id active in another bundle of the tenant is an import error too. A DAG
+    whose file fails to import keeps the DAG version it had in `previous`, as Airflow keeps a broken file's
+    DAGs. Invalid (everything rolls back) when the DAGs would exceed the tenant's max_dags."""
     errors: dict[str, list[str]] = {}
     for file, result in parsed.results.items():
         if result.error:
