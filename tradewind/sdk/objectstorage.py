@@ -272,7 +272,7 @@ class ObjectStoragePath:
 
     def relative_to(self, other: Any) -> pathlib.PurePosixPath:
         """This path relative to `other` (a path on the same store, or its text)."""
-        base = other if isinstance(other, ObjectStoragePath) else ObjectStoragePath(other)
+        base = _as_path(other)
         if not self.samestore(base) or self._bucket != base._bucket:
             raise ValueError(f"{self.uri!r} is not in the subpath of {base.uri!r}")
         return self._path.relative_to(base._path)
@@ -436,7 +436,7 @@ class ObjectStoragePath:
 
     def samefile(self, other: Any) -> bool:
         """Whether `other` is the same file."""
-        other_path = other if isinstance(other, ObjectStoragePath) else ObjectStoragePath(other)
+        other_path = _as_path(other)
         return self._local().samefile(other_path._local())
 
     def ukey(self) -> str:
@@ -518,7 +518,7 @@ class ObjectStoragePath:
     def _destination(self, dst: Any) -> pathlib.Path:
         """Where a copy or move of this path to `dst` lands: inside `dst` when it is a folder (it exists as
         one, or its name ends with "/"), else at `dst`; the folder above is created."""
-        target = dst if isinstance(dst, ObjectStoragePath) else ObjectStoragePath(dst)
+        target = _as_path(dst)
         local = target._local()
         if target._dir_hint or local.is_dir():
             local = local / self.name
@@ -537,10 +537,7 @@ class ObjectStoragePath:
 
     def copy_into(self, target_dir: Any, recursive: bool = False, **kwargs: Any) -> None:
         """Copy into the existing folder `target_dir`."""
-        folder = target_dir if isinstance(target_dir, ObjectStoragePath) else ObjectStoragePath(target_dir)
-        if not folder.is_dir():
-            raise NotADirectoryError(f"Destination {folder} is not a directory.")
-        self.copy(folder / self.name, recursive=recursive, **kwargs)
+        self.copy(_existing_folder(target_dir) / self.name, recursive=recursive, **kwargs)
 
     def move(self, path: Any, recursive: bool = False, **kwargs: Any) -> None:
         """Move the file (or folder) to `path`."""
@@ -551,10 +548,7 @@ class ObjectStoragePath:
 
     def move_into(self, target_dir: Any, recursive: bool = False, **kwargs: Any) -> None:
         """Move into the existing folder `target_dir`."""
-        folder = target_dir if isinstance(target_dir, ObjectStoragePath) else ObjectStoragePath(target_dir)
-        if not folder.is_dir():
-            raise NotADirectoryError(f"Destination {folder} is not a directory.")
-        self.move(folder / self.name, recursive=recursive, **kwargs)
+        self.move(_existing_folder(target_dir) / self.name, recursive=recursive, **kwargs)
 
     # --- Airflow's serialization ----------------------------------------------------------------------------
 
@@ -568,6 +562,18 @@ class ObjectStoragePath:
         if version > cls.__version__:
             raise ValueError(f"Cannot deserialize version {version} with version {cls.__version__}.")
         return cls(data["path"], conn_id=data.get("conn_id"), **data.get("kwargs", {}))
+
+
+def _as_path(value: Any) -> ObjectStoragePath:
+    return value if isinstance(value, ObjectStoragePath) else ObjectStoragePath(value)
+
+
+def _existing_folder(value: Any) -> ObjectStoragePath:
+    """`value` as a path, which must be an existing folder (copy_into / move_into)."""
+    folder = _as_path(value)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"Destination {folder} is not a directory.")
+    return folder
 
 
 def _after_delimiter(fh: IO[bytes], position: int, delimiter: bytes) -> int:

@@ -22,33 +22,18 @@ import jinja2.sandbox
 log = logging.getLogger(__name__)
 
 
-def _ds(value: Any) -> str | None:
-    return None if value is None else value.strftime("%Y-%m-%d")
+def _none_kept(format_date: Callable[[Any], str]) -> Callable[[Any], str | None]:
+    """The filter formatting a date with `format_date`; None passes through, as in Airflow (the previous
+    successful run's dates are None on a first run)."""
+    return lambda value: None if value is None else format_date(value)
 
 
-def _ds_nodash(value: Any) -> str | None:
-    return None if value is None else value.strftime("%Y%m%d")
-
-
-def _ts(value: Any) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def _ts_nodash(value: Any) -> str | None:
-    return None if value is None else value.strftime("%Y%m%dT%H%M%S")
-
-
-def _ts_nodash_with_tz(value: Any) -> str | None:
-    return None if value is None else value.isoformat().replace("-", "").replace(":", "")
-
-
-# As in Airflow, each passes None through: the previous successful run's dates are None on a first run.
 FILTERS: dict[str, Callable[[Any], str | None]] = {
-    "ds": _ds,
-    "ds_nodash": _ds_nodash,
-    "ts": _ts,
-    "ts_nodash": _ts_nodash,
-    "ts_nodash_with_tz": _ts_nodash_with_tz,
+    "ds": _none_kept(lambda value: value.strftime("%Y-%m-%d")),
+    "ds_nodash": _none_kept(lambda value: value.strftime("%Y%m%d")),
+    "ts": _none_kept(lambda value: value.isoformat()),
+    "ts_nodash": _none_kept(lambda value: value.strftime("%Y%m%dT%H%M%S")),
+    "ts_nodash_with_tz": _none_kept(lambda value: value.isoformat().replace("-", "").replace(":", "")),
 }
 
 
